@@ -1,0 +1,180 @@
+// Package config reads the server's configuration from the environment and
+// validates it before anything starts.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+)
+
+// Dev secrets are what a developer gets without setting anything; prod refuses them.
+const (
+	DevJWTSecret     = "dev-jwt-secret-change-me-in-production"
+	DevInternalToken = "dev-internal-token"
+	DevWebhookSecret = "dev-payment-webhook-secret"
+)
+
+// Config is every setting the server reads. Empty service URLs mean "use the
+// embedded stand-in" (dev only).
+type Config struct {
+	HTTPAddr             string        `env:"HTTP_ADDR" envDefault:":8080"`
+	AppEnv               string        `env:"APP_ENV" envDefault:"dev"`
+	DatabaseURL          string        `env:"DATABASE_URL"`
+	RedisURL             string        `env:"REDIS_URL"`
+	RedisPrefix          string        `env:"REDIS_PREFIX" envDefault:"ld:"`
+	KafkaBrokers         string        `env:"KAFKA_BROKERS"`
+	KafkaTopic           string        `env:"KAFKA_TOPIC" envDefault:"livedrops.events"`
+	S3Endpoint           string        `env:"S3_ENDPOINT"`
+	S3Bucket             string        `env:"S3_BUCKET" envDefault:"livedrops-media"`
+	S3Region             string        `env:"S3_REGION" envDefault:"us-east-1"`
+	S3AccessKey          string        `env:"S3_ACCESS_KEY" envDefault:"livedrops"`
+	S3SecretKey          string        `env:"S3_SECRET_KEY" envDefault:"livedrops-secret"`
+	MediaBaseURL         string        `env:"MEDIA_BASE_URL"`
+	JWTSecret            string        `env:"JWT_SECRET" envDefault:"dev-jwt-secret-change-me-in-production"`
+	JWTTTL               time.Duration `env:"JWT_TTL" envDefault:"24h"`
+	InternalToken        string        `env:"INTERNAL_TOKEN" envDefault:"dev-internal-token"`
+	PaymentWebhookSecret string        `env:"PAYMENT_WEBHOOK_SECRET" envDefault:"dev-payment-webhook-secret"`
+	DataDir              string        `env:"DATA_DIR" envDefault:".data"`
+	Seed                 *bool         `env:"SEED"`
+	ReservationTTL       time.Duration `env:"RESERVATION_TTL" envDefault:"10m"`
+	LogLevel             string        `env:"LOG_LEVEL" envDefault:"info"`
+	MaxBodyBytes         int64         `env:"MAX_BODY_BYTES" envDefault:"1048576"`
+	OrderRatePerMinute   int           `env:"ORDER_RATE_PER_MINUTE" envDefault:"60"`
+}
+
+// Prod reports whether the server runs in production mode.
+func (c *Config) Prod() bool { return c.AppEnv == "prod" }
+
+// SeedEnabled reports whether demo data is loaded at start: on by default in dev.
+func (c *Config) SeedEnabled() bool {
+	if c.Seed != nil {
+		return *c.Seed
+	}
+	return !c.Prod()
+}
+
+// Load reads the environment and validates the result.
+func Load() (*Config, error) {
+	return Parse(nil)
+}
+
+// Parse reads the given environment (nil: the process environment) and validates it.
+func Parse(environ map[string]string) (*Config, error) {
+	var c Config
+	opts := env.Options{}
+	if environ != nil {
+		opts.Environment = environ
+	}
+	if err := env.ParseWithOptions(&c, opts); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// Validate checks each value and the values against each other; every message
+// names the variable at fault.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(name, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("config: %s: %s", name, fmt.Sprintf(format, args...)))
+	}
+	switch c.AppEnv {
+	case "dev", "prod":
+	default:
+		bad("APP_ENV", "must be dev or prod, got %q", c.AppEnv)
+	}
+	if c.HTTPAddr == "" || !strings.Contains(c.HTTPAddr, ":") {
+		bad("HTTP_ADDR", "must be host:port or :port, got %q", c.HTTPAddr)
+	}
+	checkURL := func(name, value string, schemes ...string) {
+		if value == "" {
+			return
+		}
+		u, err := url.Parse(value)
+		if err != nil || u.Host == "" {
+			bad(name, "not a URL: %q", value)
+			return
+		}
+		for _, s := range schemes {
+			if u.Scheme == s {
+				return
+			}
+		}
+		bad(name, "scheme must be one of %v, got %q", schemes, u.Scheme)
+	}
+	checkURL("DATABASE_URL", c.DatabaseURL, "postgres", "postgresql")
+	checkURL("REDIS_URL", c.RedisURL, "redis", "rediss")
+	checkURL("S3_ENDPOINT", c.S3Endpoint, "http", "https")
+	checkURL("MEDIA_BASE_URL", c.MediaBaseURL, "http", "https")
+	if c.KafkaBrokers != "" {
+		for _, b := range strings.Split(c.KafkaBrokers, ",") {
+			if !strings.Contains(strings.TrimSpace(b), ":") {
+				bad("KAFKA_BROKERS", "each broker must be host:port, got %q", b)
+			}
+		}
+	}
+	if c.KafkaTopic == "" {
+		bad("KAFKA_TOPIC", "must not be empty")
+	}
+	if c.S3Bucket == "" {
+		bad("S3_BUCKET", "must not be empty")
+	}
+	if len(c.JWTSecret) < 16 {
+		bad("JWT_SECRET", "must be at least 16 characters")
+	}
+	if c.JWTTTL < time.Minute {
+		bad("JWT_TTL", "must be at least 1m, got %s", c.JWTTTL)
+	}
+	if len(c.InternalToken) < 8 {
+		bad("INTERNAL_TOKEN", "must be at least 8 characters")
+	}
+	if len(c.PaymentWebhookSecret) < 16 {
+		bad("PAYMENT_WEBHOOK_SECRET", "must be at least 16 characters")
+	}
+	if c.DataDir == "" {
+		bad("DATA_DIR", "must not be empty")
+	}
+	if c.ReservationTTL < time.Second {
+		bad("RESERVATION_TTL", "must be at least 1s, got %s", c.ReservationTTL)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("LOG_LEVEL", "must be debug, info, warn or error, got %q", c.LogLevel)
+	}
+	if c.MaxBodyBytes < 1024 {
+		bad("MAX_BODY_BYTES", "must be at least 1024")
+	}
+	if c.OrderRatePerMinute < 1 {
+		bad("ORDER_RATE_PER_MINUTE", "must be at least 1")
+	}
+	if c.Prod() {
+		for name, value := range map[string]string{
+			"DATABASE_URL": c.DatabaseURL, "REDIS_URL": c.RedisURL,
+			"KAFKA_BROKERS": c.KafkaBrokers, "S3_ENDPOINT": c.S3Endpoint,
+			"MEDIA_BASE_URL": c.MediaBaseURL,
+		} {
+			if value == "" {
+				bad(name, "must be set when APP_ENV=prod (embedded stand-ins are for dev only)")
+			}
+		}
+		for name, pair := range map[string][2]string{
+			"JWT_SECRET":             {c.JWTSecret, DevJWTSecret},
+			"INTERNAL_TOKEN":         {c.InternalToken, DevInternalToken},
+			"PAYMENT_WEBHOOK_SECRET": {c.PaymentWebhookSecret, DevWebhookSecret},
+		} {
+			if pair[0] == pair[1] {
+				bad(name, "the dev default is refused when APP_ENV=prod")
+			}
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,46 @@
+package domain
+
+import "context"
+
+// Viewer is who is asking: the authenticated user of a request or subscription.
+type Viewer struct {
+	UserID int64
+	Handle string
+}
+
+type ctxKey int
+
+const (
+	viewerKey ctxKey = iota
+	requestIDKey
+)
+
+// WithViewer returns ctx carrying the authenticated viewer.
+func WithViewer(ctx context.Context, v *Viewer) context.Context {
+	return context.WithValue(ctx, viewerKey, v)
+}
+
+// ViewerFrom returns the viewer of ctx, or nil for an anonymous request.
+func ViewerFrom(ctx context.Context) *Viewer {
+	v, _ := ctx.Value(viewerKey).(*Viewer)
+	return v
+}
+
+// RequireViewer returns the viewer of ctx, or UNAUTHENTICATED.
+func RequireViewer(ctx context.Context) (*Viewer, error) {
+	if v := ViewerFrom(ctx); v != nil {
+		return v, nil
+	}
+	return nil, Errorf(Unauthenticated, "sign in first")
+}
+
+// WithRequestID returns ctx carrying the request id used in logs and audit rows.
+func WithRequestID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, requestIDKey, id)
+}
+
+// RequestID returns the request id of ctx, or "".
+func RequestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey).(string)
+	return id
+}

@@ -1,0 +1,2 @@
+DROP TABLE consumed_events;
+DROP TABLE notifications;

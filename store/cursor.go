@@ -1,0 +1,177 @@
+package store
+
+import (
+	"encoding/base64"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"livedrops/domain"
+)
+
+// Page bounds: a connection returns DefaultPageSize items unless asked, and
+// never more than MaxPageSize.
+const (
+	DefaultPageSize = 20
+	MaxPageSize     = 100
+)
+
+// Cursor is the keyset position of one item: its sort time and its id. A
+// cursor carries only the key, never filters.
+type Cursor struct {
+	At time.Time
+	ID int64
+}
+
+const cursorPrefix = "c1|"
+
+// EncodeCursor returns the opaque string form of c.
+func EncodeCursor(c Cursor) string {
+	raw := cursorPrefix + strconv.FormatInt(c.At.UnixMicro(), 10) + "|" + strconv.FormatInt(c.ID, 10)
+	return base64.RawURLEncoding.EncodeToString([]byte(raw))
+}
+
+// DecodeCursor parses a cursor made by EncodeCursor; anything else is a
+// BAD_USER_INPUT error naming field.
+func DecodeCursor(field, s string) (Cursor, error) {
+	bad := domain.InvalidInput(field, "%s is not a valid cursor", field)
+	if len(s) == 0 || len(s) > 64 {
+		return Cursor{}, bad
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return Cursor{}, bad
+	}
+	rest, ok := strings.CutPrefix(string(raw), cursorPrefix)
+	if !ok {
+		return Cursor{}, bad
+	}
+	atStr, idStr, ok := strings.Cut(rest, "|")
+	if !ok {
+		return Cursor{}, bad
+	}
+	at, err1 := strconv.ParseInt(atStr, 10, 64)
+	id, err2 := strconv.ParseInt(idStr, 10, 64)
+	if err1 != nil || err2 != nil || id < 0 ||
+		strconv.FormatInt(at, 10) != atStr || strconv.FormatInt(id, 10) != idStr {
+		return Cursor{}, bad
+	}
+	return Cursor{At: time.UnixMicro(at).UTC(), ID: id}, nil
+}
+
+// PageArgs are a Relay connection's arguments, checked: at most one of First
+// and Last, each within 0..MaxPageSize, cursors decoded.
+type PageArgs struct {
+	Limit  int
+	Back   bool // last/before: the page ends at Before and is counted backwards
+	After  *Cursor
+	Before *Cursor
+}
+
+// NewPageArgs validates a connection's arguments as a client gave them.
+func NewPageArgs(first, last *int, after, before *string) (PageArgs, error) {
+	if first != nil && last != nil {
+		return PageArgs{}, domain.InvalidInput("first", "give first or last, not both")
+	}
+	p := PageArgs{Limit: DefaultPageSize}
+	for name, n := range map[string]*int{"first": first, "last": last} {
+		if n == nil {
+			continue
+		}
+		if *n < 0 || *n > MaxPageSize {
+			return PageArgs{}, domain.InvalidInput(name, "%s must be between 0 and %d", name, MaxPageSize)
+		}
+		p.Limit = *n
+	}
+	p.Back = last != nil
+	if after != nil {
+		c, err := DecodeCursor("after", *after)
+		if err != nil {
+			return PageArgs{}, err
+		}
+		p.After = &c
+	}
+	if before != nil {
+		c, err := DecodeCursor("before", *before)
+		if err != nil {
+			return PageArgs{}, err
+		}
+		p.Before = &c
+	}
+	return p, nil
+}
+
+// Page is one page of a connection.
+type Page[T any] struct {
+	Items   []T
+	Cursors []string
+	HasNext bool
+	HasPrev bool
+}
+
+// keyset describes the sort key of a list: a time column and an id column,
+// read in ascending order of (At, ID), or descending when Desc.
+type keyset struct {
+	At, ID string
+	Desc   bool
+}
+
+// clause returns the SQL condition, ORDER BY and LIMIT for p, with its
+// parameters numbered from next. The condition is "TRUE" when p has no cursor.
+func (k keyset) clause(p PageArgs, next int) (cond, order string, limit int, args []any) {
+	// Reading forward in the natural order or backwards from Before.
+	backward := p.Back
+	conds := []string{}
+	cmp := func(c *Cursor, greater bool) {
+		op := "<"
+		if greater != k.Desc {
+			op = ">"
+		}
+		conds = append(conds, fmt.Sprintf("(%s, %s) %s ($%d, $%d)", k.At, k.ID, op, next, next+1))
+		args = append(args, c.At, c.ID)
+		next += 2
+	}
+	if p.After != nil {
+		cmp(p.After, true)
+	}
+	if p.Before != nil {
+		cmp(p.Before, false)
+	}
+	cond = "TRUE"
+	if len(conds) > 0 {
+		cond = strings.Join(conds, " AND ")
+	}
+	dir := "ASC"
+	if k.Desc != backward {
+		dir = "DESC"
+	}
+	order = fmt.Sprintf("%s %s, %s %s", k.At, dir, k.ID, dir)
+	return cond, order, p.Limit + 1, args
+}
+
+// page trims rows fetched with clause's limit (one extra) to a Page in the
+// natural order, with cursors and pageInfo flags.
+func page[T any](rows []T, p PageArgs, key func(T) Cursor) Page[T] {
+	more := len(rows) > p.Limit
+	if more {
+		rows = rows[:p.Limit]
+	}
+	if p.Back {
+		for i, j := 0, len(rows)-1; i < j; i, j = i+1, j-1 {
+			rows[i], rows[j] = rows[j], rows[i]
+		}
+	}
+	pg := Page[T]{Items: rows, Cursors: make([]string, len(rows))}
+	for i, r := range rows {
+		pg.Cursors[i] = EncodeCursor(key(r))
+	}
+	if p.Back {
+		pg.HasPrev = more
+		pg.HasNext = p.Before != nil
+	} else {
+		pg.HasNext = more
+		pg.HasPrev = p.After != nil
+	}
+	return pg
+}

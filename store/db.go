@@ -1,0 +1,146 @@
+// Package store owns every SQL statement of Live Drops: one file per table
+// family, transactions opened by exported methods, keyset cursors in cursor.go.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/golang-migrate/migrate/v4"
+	migratepg "github.com/golang-migrate/migrate/v4/database/postgres"
+	"github.com/golang-migrate/migrate/v4/source/iofs"
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+
+	"livedrops/domain"
+	"livedrops/migrations"
+)
+
+// DB is the PostgreSQL handle every store method hangs on.
+type DB struct {
+	*sqlx.DB
+	// Now is the clock; tests replace it so expiry and scheduling need no sleep.
+	Now func() time.Time
+	// OnQuery, when set, is called once per statement sent (tests count queries with it).
+	OnQuery func()
+}
+
+// Open connects to PostgreSQL and checks the connection.
+func Open(ctx context.Context, url string) (*DB, error) {
+	db, err := sqlx.Open("postgres", url)
+	if err != nil {
+		return nil, fmt.Errorf("store: open: %w", err)
+	}
+	db.SetMaxOpenConns(32)
+	db.SetMaxIdleConns(32)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: connect: %w", err)
+	}
+	return &DB{DB: db, Now: time.Now}, nil
+}
+
+// Migrate applies every pending migration. golang-migrate holds a PostgreSQL
+// advisory lock meanwhile, so many instances may start at once.
+func (db *DB) Migrate() error {
+	src, err := iofs.New(migrations.FS, ".")
+	if err != nil {
+		return fmt.Errorf("store: migrations source: %w", err)
+	}
+	drv, err := migratepg.WithInstance(db.DB.DB, &migratepg.Config{})
+	if err != nil {
+		return fmt.Errorf("store: migrations driver: %w", err)
+	}
+	m, err := migrate.NewWithInstance("iofs", src, "postgres", drv)
+	if err != nil {
+		return fmt.Errorf("store: migrations: %w", err)
+	}
+	if err := m.Up(); err != nil && !errors.Is(err, migrate.ErrNoChange) {
+		return fmt.Errorf("store: migrate up: %w", err)
+	}
+	return nil
+}
+
+// now returns the store's clock reading, truncated to PostgreSQL's precision.
+func (db *DB) now() time.Time { return db.Now().UTC().Truncate(time.Microsecond) }
+
+// counted notes one statement for OnQuery.
+func (db *DB) counted() {
+	if db.OnQuery != nil {
+		db.OnQuery()
+	}
+}
+
+// inTx runs fn in one transaction, committing when fn returns nil.
+func (db *DB) inTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
+	tx, err := db.BeginTxx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: commit: %w", err)
+	}
+	return nil
+}
+
+// Constraint violations that are the client's doing, by constraint name.
+var constraintErrors = map[string]*domain.Error{
+	"users_handle_key":             domain.InvalidInput("handle", "that handle is taken"),
+	"creators_user_id_key":         domain.Errorf(domain.Conflict, "you are already a creator"),
+	"orders_buyer_idempotency_key": domain.Errorf(domain.IdempotencyKeyReused, "idempotency key already used"),
+	"inventory_balance":            domain.Errorf(domain.SoldOut, "not enough stock left"),
+}
+
+// mapError turns a known constraint violation into the domain error a client
+// should see, and wraps anything else with what was being attempted.
+func mapError(err error, attempt string, args ...any) error {
+	if err == nil {
+		return nil
+	}
+	var pqErr *pq.Error
+	if errors.As(err, &pqErr) {
+		if e, ok := constraintErrors[pqErr.Constraint]; ok {
+			copy := *e
+			return &copy
+		}
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return domain.Errorf(domain.NotFound, "not found")
+	}
+	return fmt.Errorf("store: "+attempt+": %w", append(args, err)...)
+}
+
+// isUniqueViolation reports whether err is a unique violation of the named constraint.
+func isUniqueViolation(err error, constraint string) bool {
+	var pqErr *pq.Error
+	return errors.As(err, &pqErr) && pqErr.Code == "23505" && pqErr.Constraint == constraint
+}
+
+// Audit is one audit_log row, written in the transaction of the change.
+type Audit struct {
+	Actor     string
+	Action    string
+	Entity    string
+	EntityID  int64
+	Data      any
+	RequestID string
+}
+
+// writeAudit appends an audit row inside tx.
+func writeAudit(ctx context.Context, tx *sqlx.Tx, a Audit) error {
+	data, err := jsonOf(a.Data)
+	if err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO audit_log (actor, action, entity, entity_id, data, request_id)
+		VALUES ($1, $2, $3, $4, $5, $6)`, a.Actor, a.Action, a.Entity, a.EntityID, data, a.RequestID)
+	return mapError(err, "write audit %s %s #%d", a.Action, a.Entity, a.EntityID)
+}

@@ -39,3 +39,20 @@ func (s *OrderStatus) UnmarshalGQL(v any) error {
 	}
 	return fmt.Errorf("%q is not an order status", str)
 }
+
+// MarshalGQL writes the status as a GraphQL enum value.
+func (s PaymentStatus) MarshalGQL(w io.Writer) { io.WriteString(w, strconv.Quote(string(s))) }
+
+// UnmarshalGQL reads a GraphQL enum value.
+func (s *PaymentStatus) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("payment status must be a string")
+	}
+	switch PaymentStatus(str) {
+	case PaymentStatusPending, PaymentStatusSucceeded, PaymentStatusDeclined:
+		*s = PaymentStatus(str)
+		return nil
+	}
+	return fmt.Errorf("%q is not a payment status", str)
+}

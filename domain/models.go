@@ -109,9 +109,9 @@ type Order struct {
 type PaymentStatus string
 
 const (
-	PaymentPending        PaymentStatus = "PENDING"
-	PaymentSucceeded      PaymentStatus = "SUCCEEDED"
-	PaymentDeclinedStatus PaymentStatus = "DECLINED"
+	PaymentStatusPending   PaymentStatus = "PENDING"
+	PaymentStatusSucceeded PaymentStatus = "SUCCEEDED"
+	PaymentStatusDeclined  PaymentStatus = "DECLINED"
 )
 
 // Payment is one attempt to pay an order through the provider.

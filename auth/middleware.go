@@ -1,0 +1,60 @@
+package auth
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+
+	"livedrops/domain"
+)
+
+// Middleware puts the viewer of a valid bearer token in the request context.
+// No Authorization header is an anonymous request; a header that does not
+// prove who is asking is answered 401, so a client never mistakes an expired
+// session for being logged out.
+func (t *Tokens) Middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		v, err := t.ViewerFromAuthorization(r.Header.Get("Authorization"))
+		if err != nil {
+			writeUnauthenticated(w, err)
+			return
+		}
+		if v != nil {
+			r = r.WithContext(domain.WithViewer(r.Context(), v))
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// ViewerFromAuthorization reads an Authorization header value ("Bearer
+// <token>"), as sent on HTTP or in a WebSocket connection_init payload. An
+// empty value is anonymous: (nil, nil). Anything else that is not a valid
+// token is an UNAUTHENTICATED error.
+func (t *Tokens) ViewerFromAuthorization(header string) (*domain.Viewer, error) {
+	header = strings.TrimSpace(header)
+	if header == "" {
+		return nil, nil
+	}
+	scheme, token, ok := strings.Cut(header, " ")
+	token = strings.TrimSpace(token)
+	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+		return nil, domain.Errorf(domain.Unauthenticated, "the Authorization header must be \"Bearer <token>\"")
+	}
+	return t.Parse(token)
+}
+
+// writeUnauthenticated answers 401 with a GraphQL-shaped error body, which
+// GraphQL clients already know how to read.
+func writeUnauthenticated(w http.ResponseWriter, err error) {
+	type gqlError struct {
+		Message    string            `json:"message"`
+		Extensions map[string]string `json:"extensions"`
+	}
+	body := struct {
+		Errors []gqlError `json:"errors"`
+	}{[]gqlError{{Message: domain.ErrorMessage(err), Extensions: map[string]string{"code": domain.Unauthenticated}}}}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+	w.WriteHeader(http.StatusUnauthorized)
+	_ = json.NewEncoder(w).Encode(body)
+}

@@ -1,0 +1,204 @@
+package auth
+
+import (
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"livedrops/domain"
+)
+
+var (
+	secret = []byte("test-secret-of-reasonable-length!")
+	t0     = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	alice  = &domain.User{ID: 42, Handle: "alice"}
+)
+
+// clock is a settable time source.
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time { return c.t }
+
+// sign makes a token with arbitrary claims and method, for tokens we never issue.
+func sign(t *testing.T, m jwt.SigningMethod, key any, c jwt.Claims) string {
+	t.Helper()
+	s, err := jwt.NewWithClaims(m, c).SignedString(key)
+	if err != nil {
+		t.Fatalf("sign %s: %v", m.Alg(), err)
+	}
+	return s
+}
+
+func goodClaims() claims {
+	return claims{Handle: "alice", RegisteredClaims: jwt.RegisteredClaims{
+		Issuer: Issuer, Subject: "42",
+		IssuedAt: jwt.NewNumericDate(t0), ExpiresAt: jwt.NewNumericDate(t0.Add(time.Hour)),
+	}}
+}
+
+func TestParse(t *testing.T) {
+	clk := &clock{t0}
+	tokens := NewTokens(secret, time.Hour, clk.now)
+	valid, exp, err := tokens.Issue(alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !exp.Equal(t0.Add(time.Hour)) {
+		t.Fatalf("expiresAt = %v, want %v", exp, t0.Add(time.Hour))
+	}
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	with := func(edit func(*claims)) claims { c := goodClaims(); edit(&c); return c }
+
+	tests := []struct {
+		name    string
+		token   string
+		at      time.Time
+		wantID  int64
+		wantMsg string // for failures; "" means success
+	}{
+		{"valid", valid, t0, 42, ""},
+		{"valid just before expiry", valid, t0.Add(time.Hour - time.Second), 42, ""},
+		{"expired", valid, t0.Add(time.Hour + time.Second), 0, "your session has expired; log in again"},
+		{"forged signature", sign(t, jwt.SigningMethodHS256, []byte("another secret"), goodClaims()), t0, 0, "invalid token"},
+		{"tampered payload", tamper(t, valid), t0, 0, "invalid token"},
+		{"alg none", sign(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, goodClaims()), t0, 0, "invalid token"},
+		{"alg RS256", sign(t, jwt.SigningMethodRS256, rsaKey, goodClaims()), t0, 0, "invalid token"},
+		{"alg HS512 with our secret", sign(t, jwt.SigningMethodHS512, secret, goodClaims()), t0, 0, "invalid token"},
+		{"wrong issuer", sign(t, jwt.SigningMethodHS256, secret, with(func(c *claims) { c.Issuer = "elsewhere" })), t0, 0, "invalid token"},
+		{"no expiry", sign(t, jwt.SigningMethodHS256, secret, with(func(c *claims) { c.ExpiresAt = nil })), t0, 0, "invalid token"},
+		{"subject not a number", sign(t, jwt.SigningMethodHS256, secret, with(func(c *claims) { c.Subject = "alice" })), t0, 0, "invalid token"},
+		{"subject zero", sign(t, jwt.SigningMethodHS256, secret, with(func(c *claims) { c.Subject = "0" })), t0, 0, "invalid token"},
+		{"empty", "", t0, 0, "invalid token"},
+		{"garbage", "not a token", t0, 0, "invalid token"},
+		{"three garbage parts", "a.b.c", t0, 0, "invalid token"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			clk.t = tc.at
+			v, err := tokens.Parse(tc.token)
+			if tc.wantMsg == "" {
+				if err != nil {
+					t.Fatalf("Parse: %v", err)
+				}
+				if v.UserID != tc.wantID || v.Handle != "alice" {
+					t.Fatalf("viewer = %+v", v)
+				}
+				return
+			}
+			if v != nil || domain.ErrorCode(err) != domain.Unauthenticated || err.Error() != tc.wantMsg {
+				t.Fatalf("Parse = %+v, %v (code %s); want UNAUTHENTICATED %q", v, err, domain.ErrorCode(err), tc.wantMsg)
+			}
+		})
+	}
+}
+
+// tamper changes the payload of a token while keeping its signature.
+func tamper(t *testing.T, token string) string {
+	parts := strings.Split(token, ".")
+	c := goodClaims()
+	c.Subject = "1"
+	forged := sign(t, jwt.SigningMethodHS256, []byte("x"), c)
+	return parts[0] + "." + strings.Split(forged, ".")[1] + "." + parts[2]
+}
+
+func TestMiddleware(t *testing.T) {
+	tokens := NewTokens(secret, time.Hour, nil)
+	valid, _, err := tokens.Issue(alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name     string
+		header   string
+		wantCode int
+		wantUser int64 // 0: anonymous
+	}{
+		{"no header", "", http.StatusOK, 0},
+		{"valid", "Bearer " + valid, http.StatusOK, 42},
+		{"scheme in lower case", "bearer " + valid, http.StatusOK, 42},
+		{"forged", "Bearer " + sign(t, jwt.SigningMethodHS256, []byte("nope"), goodClaims()), http.StatusUnauthorized, 0},
+		{"garbage", "Bearer garbage", http.StatusUnauthorized, 0},
+		{"basic auth", "Basic YWxpY2U6cHc=", http.StatusUnauthorized, 0},
+		{"bare token", valid, http.StatusUnauthorized, 0},
+		{"bearer without token", "Bearer ", http.StatusUnauthorized, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var reached bool
+			var seen *domain.Viewer
+			h := tokens.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				reached, seen = true, domain.ViewerFrom(r.Context())
+			}))
+			req := httptest.NewRequest(http.MethodPost, "/query", nil)
+			if tc.header != "" {
+				req.Header.Set("Authorization", tc.header)
+			}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Code != tc.wantCode {
+				t.Fatalf("status = %d, want %d", rec.Code, tc.wantCode)
+			}
+			if tc.wantCode == http.StatusOK {
+				if !reached {
+					t.Fatal("handler not reached")
+				}
+				if got := viewerID(seen); got != tc.wantUser {
+					t.Fatalf("viewer = %d, want %d", got, tc.wantUser)
+				}
+				return
+			}
+			if reached {
+				t.Fatal("handler reached despite a bad token")
+			}
+			if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
+				t.Fatalf("Content-Type = %q", ct)
+			}
+			var body struct {
+				Errors []struct {
+					Message    string
+					Extensions struct{ Code string }
+				}
+			}
+			if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+				t.Fatalf("body %q: %v", rec.Body, err)
+			}
+			if len(body.Errors) != 1 || body.Errors[0].Extensions.Code != domain.Unauthenticated || body.Errors[0].Message == "" {
+				t.Fatalf("body = %s", rec.Body)
+			}
+		})
+	}
+}
+
+func viewerID(v *domain.Viewer) int64 {
+	if v == nil {
+		return 0
+	}
+	return v.UserID
+}
+
+func TestViewerFromAuthorization(t *testing.T) {
+	tokens := NewTokens(secret, time.Hour, nil)
+	valid, _, err := tokens.Issue(alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := tokens.ViewerFromAuthorization(""); v != nil || err != nil {
+		t.Fatalf("empty header = %v, %v; want anonymous", v, err)
+	}
+	if v, err := tokens.ViewerFromAuthorization("Bearer " + valid); err != nil || v.UserID != 42 {
+		t.Fatalf("valid header = %v, %v", v, err)
+	}
+	if _, err := tokens.ViewerFromAuthorization("Bearer x.y.z"); domain.ErrorCode(err) != domain.Unauthenticated {
+		t.Fatalf("bad header: %v", err)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/golang-migrate/migrate/v4"
@@ -26,14 +27,21 @@ type DB struct {
 	Now func() time.Time
 	// OnQuery, when set, is called once per statement sent (tests count queries with it).
 	OnQuery func()
+	// Statements counts every query and exec sent to PostgreSQL through this
+	// handle, so tests can prove a read is batched.
+	Statements atomic.Int64
+	// Topic is the Kafka topic outbox events are written for.
+	Topic string
 }
 
 // Open connects to PostgreSQL and checks the connection.
 func Open(ctx context.Context, url string) (*DB, error) {
-	db, err := sqlx.Open("postgres", url)
+	connector, err := pq.NewConnector(url)
 	if err != nil {
 		return nil, fmt.Errorf("store: open: %w", err)
 	}
+	d := &DB{Now: time.Now, Topic: "livedrops.events"}
+	db := sqlx.NewDb(sql.OpenDB(&countingConnector{Connector: connector, db: d}), "postgres")
 	db.SetMaxOpenConns(32)
 	db.SetMaxIdleConns(32)
 	db.SetConnMaxIdleTime(5 * time.Minute)
@@ -41,7 +49,8 @@ func Open(ctx context.Context, url string) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("store: connect: %w", err)
 	}
-	return &DB{DB: db, Now: time.Now}, nil
+	d.DB = db
+	return d, nil
 }
 
 // Migrate applies every pending migration. golang-migrate holds a PostgreSQL
@@ -68,8 +77,9 @@ func (db *DB) Migrate() error {
 // now returns the store's clock reading, truncated to PostgreSQL's precision.
 func (db *DB) now() time.Time { return db.Now().UTC().Truncate(time.Microsecond) }
 
-// counted notes one statement for OnQuery.
+// counted notes one statement sent, for Statements and OnQuery.
 func (db *DB) counted() {
+	db.Statements.Add(1)
 	if db.OnQuery != nil {
 		db.OnQuery()
 	}

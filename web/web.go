@@ -1,0 +1,216 @@
+// Package web serves the pages the server shows to people: the GraphQL
+// Playground (GraphiQL) at "/", with every script and style embedded in the
+// binary so it works with no network beyond the server itself.
+package web
+
+import (
+	"bytes"
+	"crypto/sha256"
+	_ "embed"
+	"encoding/hex"
+	"fmt"
+	"html/template"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// DefaultQuery is what the Playground shows on a first visit.
+const DefaultQuery = `# Welcome to the Live Drops GraphQL API.
+#
+# Run this query with the play button or Ctrl+Enter.
+#
+# To act as a user, run the signUp or logIn mutation,
+# then set this in the Headers tab below:
+#   {"Authorization": "Bearer <token>"}
+# Subscriptions (dropUpdated, dropEvents, ...) run over
+# WebSocket and send the same header when they connect.
+{
+  viewer {
+    id
+    handle
+  }
+  creators(first: 5) {
+    edges {
+      node {
+        id
+        handle
+        displayName
+        followerCount
+      }
+    }
+  }
+}
+`
+
+// Options configures the Playground.
+type Options struct {
+	// Endpoint is where queries and mutations are sent (POST, JSON): a path on
+	// the page's own host such as "/query", or an absolute http(s) URL.
+	// Empty means "/query".
+	Endpoint string
+	// SubscriptionEndpoint is the WebSocket URL for subscriptions
+	// (graphql-transport-ws). Empty means Endpoint on the page's host, with
+	// ws:// or wss:// matching the page's scheme.
+	SubscriptionEndpoint string
+	// DefaultQuery replaces the package's DefaultQuery when not empty.
+	DefaultQuery string
+}
+
+//go:embed playground.html
+var playgroundHTML string
+
+var playgroundTemplate = template.Must(template.New("playground").Parse(playgroundHTML))
+
+// Handler serves the Playground page at "/" and the embedded assets under
+// AssetPrefix ("/assets/"); mount it at "/" (a more specific route such as
+// "/query" still wins in an http.ServeMux). Any other path is 404. It panics
+// on an endpoint that is neither a path nor an http(s)/ws(s) URL, as
+// http.ServeMux does on a bad pattern: a configuration error found at start.
+func Handler(opts Options) http.Handler {
+	page, err := newPage(opts)
+	if err != nil {
+		panic(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle(AssetPrefix, Assets())
+	mux.Handle("/{$}", page)
+	return mux
+}
+
+// Playground is Handler with only the endpoint set.
+func Playground(endpoint string) http.Handler {
+	return Handler(Options{Endpoint: endpoint})
+}
+
+type page struct {
+	body []byte
+	etag string
+	// connectSrc lists the origins the page may connect to besides its own.
+	connectSrc []string
+}
+
+func newPage(opts Options) (*page, error) {
+	if opts.Endpoint == "" {
+		opts.Endpoint = "/query"
+	}
+	if opts.DefaultQuery == "" {
+		opts.DefaultQuery = DefaultQuery
+	}
+	var connect []string
+	httpOrigin, err := endpointOrigin(opts.Endpoint, "http", "https")
+	if err != nil {
+		return nil, fmt.Errorf("web: playground endpoint: %w", err)
+	}
+	wsOrigin := ""
+	if opts.SubscriptionEndpoint != "" {
+		if wsOrigin, err = endpointOrigin(opts.SubscriptionEndpoint, "ws", "wss"); err != nil {
+			return nil, fmt.Errorf("web: playground subscription endpoint: %w", err)
+		}
+	}
+	for _, o := range []string{httpOrigin, wsOrigin} {
+		if o != "" {
+			connect = append(connect, o)
+		}
+	}
+	if httpOrigin != "" && wsOrigin == "" {
+		// Subscriptions follow an absolute endpoint to its host.
+		connect = append(connect, "ws"+strings.TrimPrefix(httpOrigin, "http"))
+	}
+
+	var buf bytes.Buffer
+	err = playgroundTemplate.Execute(&buf, map[string]string{
+		"Endpoint":             opts.Endpoint,
+		"SubscriptionEndpoint": opts.SubscriptionEndpoint,
+		"DefaultQuery":         opts.DefaultQuery,
+		"GraphiQLCSS":          AssetURL("playground/graphiql.min.css"),
+		"PlaygroundCSS":        AssetURL("playground/playground.css"),
+		"ReactJS":              AssetURL("playground/react.production.min.js"),
+		"ReactDOMJS":           AssetURL("playground/react-dom.production.min.js"),
+		"GraphQLWSJS":          AssetURL("playground/graphql-ws.min.js"),
+		"GraphiQLJS":           AssetURL("playground/graphiql.min.js"),
+		"PlaygroundJS":         AssetURL("playground/playground.js"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("web: render playground page: %w", err)
+	}
+	sum := sha256.Sum256(buf.Bytes())
+	return &page{
+		body:       buf.Bytes(),
+		etag:       `"` + hex.EncodeToString(sum[:])[:hashLen] + `"`,
+		connectSrc: connect,
+	}, nil
+}
+
+// endpointOrigin checks that endpoint is a path on this host (origin "") or an
+// absolute URL with one of the given schemes (its origin).
+func endpointOrigin(endpoint, scheme, secureScheme string) (string, error) {
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return "", fmt.Errorf("parse %q: %w", endpoint, err)
+	}
+	switch {
+	case u.Scheme == "" && u.Host == "" && strings.HasPrefix(u.Path, "/"):
+		return "", nil
+	case (u.Scheme == scheme || u.Scheme == secureScheme) && u.Host != "":
+		return u.Scheme + "://" + u.Host, nil
+	default:
+		return "", fmt.Errorf("%q is neither a path starting with / nor a %s:// or %s:// URL", endpoint, scheme, secureScheme)
+	}
+}
+
+func (p *page) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("ETag", p.etag)
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Content-Security-Policy", p.contentSecurityPolicy(r))
+	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(p.body))
+}
+
+// contentSecurityPolicy lets the page load code only from this server, so a
+// stray CDN reference fails loudly instead of leaking users' traffic.
+// GraphiQL sets inline styles and embeds its fonts as data: URLs.
+func (p *page) contentSecurityPolicy(r *http.Request) string {
+	connect := []string{"'self'"}
+	// Older browsers do not count ws:// on the same host as 'self'.
+	if isPlainHost(r.Host) {
+		connect = append(connect, "ws://"+r.Host, "wss://"+r.Host)
+	}
+	connect = append(connect, p.connectSrc...)
+	return strings.Join([]string{
+		"default-src 'none'",
+		"script-src 'self'",
+		"style-src 'self' 'unsafe-inline'",
+		"font-src 'self' data:",
+		"img-src 'self' data:",
+		"connect-src " + strings.Join(connect, " "),
+		"base-uri 'none'",
+		"form-action 'none'",
+		"frame-ancestors 'none'",
+	}, "; ")
+}
+
+// isPlainHost accepts host[:port] made only of characters that cannot end or
+// add a CSP directive (net/http lets ';' through in Host).
+func isPlainHost(host string) bool {
+	if host == "" {
+		return false
+	}
+	for _, c := range host {
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+			c == '.' || c == '-' || c == ':' || c == '[' || c == ']'
+		if !ok {
+			return false
+		}
+	}
+	return true
+}

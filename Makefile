@@ -1,0 +1,65 @@
+# Live Drops: everyday tasks. `make run` needs nothing but Go (it installs the
+# PostgreSQL binaries its embedded database uses); `make test` starts the real
+# services the tests talk to.
+
+GO       ?= go
+SERVICES := scripts/services.sh
+# apt-get needs root; use sudo only when we are not root already.
+SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: help run build test generate migrate seed services services-stop vet clean clean-data postgres-binaries
+
+help:
+	@echo "make run            start the server with embedded PostgreSQL, Redis, Kafka and S3 (override each with its env var)"
+	@echo "make build          build .data/bin/livedrops"
+	@echo "make test           start the services, then run every test with -race"
+	@echo "make services       start PostgreSQL, Redis, the Kafka broker and the S3 server if not running; print their URLs"
+	@echo "make services-stop  stop the Kafka broker and S3 server that 'make services' started"
+	@echo "make generate       regenerate the GraphQL executor from schema.graphqls"
+	@echo "make migrate|seed   apply migrations | load demo data, using DATABASE_URL"
+	@echo "make vet            go vet ./..."
+	@echo "make clean          remove built binaries and coverage files"
+	@echo "make clean-data     also remove .data/ (embedded database, objects, service logs)"
+
+run: postgres-binaries
+	$(GO) run .
+
+# The embedded database of `make run` is a private cluster run from the
+# machine's PostgreSQL binaries; install them once if none are found.
+postgres-binaries:
+	@if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 && ! command -v pg_ctl >/dev/null; then \
+		echo "installing PostgreSQL binaries for the embedded database"; \
+		$(SUDO) apt-get update && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql; \
+	fi
+
+build:
+	$(GO) build -o .data/bin/livedrops .
+
+test: services
+	$(GO) test -race -count=1 -timeout 20m ./...
+# e2e hook: the end-to-end step goes on the line below this one once it lands.
+
+generate:
+	$(GO) run github.com/99designs/gqlgen generate
+	gofmt -w graph resolvers
+
+migrate:
+	$(GO) run . migrate
+
+seed:
+	$(GO) run . seed
+
+services:
+	@$(SERVICES) start
+
+services-stop:
+	@$(SERVICES) stop
+
+vet:
+	$(GO) vet ./...
+
+clean:
+	rm -rf .data/bin coverage.out coverage.html *.coverprofile livedrops
+
+clean-data: services-stop
+	rm -rf .data

@@ -1,0 +1,211 @@
+package store_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"livedrops/domain"
+	"livedrops/internal/testenv"
+	"livedrops/store"
+)
+
+func openOutboxDB(t *testing.T) *store.DB {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	db, err := store.Open(ctx, testenv.Database(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := db.Migrate(); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+// enqueue writes n StockChanged events for key and returns them in order.
+func enqueue(t *testing.T, db *store.DB, key string, n int) []domain.Event {
+	t.Helper()
+	evs := make([]domain.Event, n)
+	for i := range evs {
+		ev, err := store.NewEvent(domain.EventStockChanged, key, domain.StockPayload{Available: i}, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs[i] = ev
+	}
+	if err := db.EnqueueEvents(context.Background(), evs...); err != nil {
+		t.Fatal(err)
+	}
+	return evs
+}
+
+func ids(evs []domain.Event) []string {
+	out := make([]string, len(evs))
+	for i, e := range evs {
+		out[i] = e.ID
+	}
+	return out
+}
+
+func TestClaimOutboxPublishesInOrderAndMarks(t *testing.T) {
+	db := openOutboxDB(t)
+	ctx := context.Background()
+	want := append(enqueue(t, db, "drop:1", 3), enqueue(t, db, "drop:2", 4)...)
+
+	var got []domain.Event
+	collect := func(evs []domain.Event) error { got = append(got, evs...); return nil }
+	n, err := db.ClaimOutbox(ctx, 5, collect)
+	if err != nil || n != 5 {
+		t.Fatalf("first claim = %d, %v; want 5, nil", n, err)
+	}
+	n, err = db.ClaimOutbox(ctx, 5, collect)
+	if err != nil || n != 2 {
+		t.Fatalf("second claim = %d, %v; want 2, nil", n, err)
+	}
+	n, err = db.ClaimOutbox(ctx, 5, func([]domain.Event) error { t.Error("publish called with nothing to publish"); return nil })
+	if err != nil || n != 0 {
+		t.Fatalf("third claim = %d, %v; want 0, nil", n, err)
+	}
+	if fmt.Sprint(ids(got)) != fmt.Sprint(ids(want)) {
+		t.Fatalf("published %v, want %v in outbox order", ids(got), ids(want))
+	}
+	// The envelope survives the round trip through the jsonb column (which
+	// may reorder the payload's keys).
+	var gotPayload, wantPayload domain.StockPayload
+	if err := json.Unmarshal(got[3].Payload, &gotPayload); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(want[3].Payload, &wantPayload); err != nil {
+		t.Fatal(err)
+	}
+	if got[3].Key != "drop:2" || got[3].Type != domain.EventStockChanged || !got[3].OccurredAt.Equal(want[3].OccurredAt) ||
+		gotPayload != wantPayload {
+		t.Fatalf("published %+v, want %+v", got[3], want[3])
+	}
+}
+
+func TestClaimOutboxKeepsRowsWhenPublishFails(t *testing.T) {
+	db := openOutboxDB(t)
+	ctx := context.Background()
+	want := enqueue(t, db, "drop:1", 3)
+
+	boom := errors.New("broker unreachable")
+	n, err := db.ClaimOutbox(ctx, 10, func([]domain.Event) error { return boom })
+	if !errors.Is(err, boom) || n != 0 {
+		t.Fatalf("claim = %d, %v; want 0 and the publish error", n, err)
+	}
+	var got []domain.Event
+	n, err = db.ClaimOutbox(ctx, 10, func(evs []domain.Event) error { got = evs; return nil })
+	if err != nil || n != 3 || fmt.Sprint(ids(got)) != fmt.Sprint(ids(want)) {
+		t.Fatalf("retry published %d %v (%v), want %v", n, ids(got), err, ids(want))
+	}
+}
+
+func TestClaimOutboxOneRelayAtATime(t *testing.T) {
+	db := openOutboxDB(t)
+	ctx := context.Background()
+	enqueue(t, db, "drop:1", 4)
+
+	// The first relay stops inside publish, holding its batch.
+	inPublish, release := make(chan struct{}), make(chan struct{})
+	var wg sync.WaitGroup
+	var firstN int
+	var firstErr error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		firstN, firstErr = db.ClaimOutbox(ctx, 2, func([]domain.Event) error {
+			close(inPublish)
+			<-release
+			return nil
+		})
+	}()
+	<-inPublish
+
+	// A second relay must not publish the later rows of the same key meanwhile.
+	n, err := db.ClaimOutbox(ctx, 10, func(evs []domain.Event) error {
+		t.Errorf("second relay published %d events while the first held the outbox", len(evs))
+		return nil
+	})
+	if err != nil || n != 0 {
+		t.Fatalf("second relay claim = %d, %v; want 0, nil", n, err)
+	}
+	close(release)
+	wg.Wait()
+	if firstErr != nil || firstN != 2 {
+		t.Fatalf("first relay claim = %d, %v; want 2, nil", firstN, firstErr)
+	}
+	n, err = db.ClaimOutbox(ctx, 10, func([]domain.Event) error { return nil })
+	if err != nil || n != 2 {
+		t.Fatalf("second relay after the first = %d, %v; want 2, nil", n, err)
+	}
+}
+
+func TestClaimOutboxRejectsUndecodableRow(t *testing.T) {
+	db := openOutboxDB(t)
+	ctx := context.Background()
+	if _, err := db.ExecContext(ctx, `INSERT INTO outbox (topic, key, type, payload) VALUES ('t', 'k', 'X', '{"id": 5}')`); err != nil {
+		t.Fatal(err)
+	}
+	_, err := db.ClaimOutbox(ctx, 10, func([]domain.Event) error { t.Error("published an undecodable row"); return nil })
+	if err == nil {
+		t.Fatal("claim of an undecodable row succeeded")
+	}
+}
+
+func TestOutboxLagAndPrune(t *testing.T) {
+	db := openOutboxDB(t)
+	ctx := context.Background()
+	now := time.Now()
+	db.Now = func() time.Time { return now }
+
+	lag, err := db.OutboxLag(ctx)
+	if err != nil || lag != 0 {
+		t.Fatalf("lag of an empty outbox = %v, %v; want 0", lag, err)
+	}
+	enqueue(t, db, "drop:1", 2)
+	// Two minutes later the oldest event has waited two minutes.
+	now = now.Add(2 * time.Minute)
+	lag, err = db.OutboxLag(ctx)
+	if err != nil || lag < 110*time.Second || lag > 3*time.Minute {
+		t.Fatalf("lag = %v, %v; want about 2m", lag, err)
+	}
+	if n, err := db.ClaimOutbox(ctx, 1, func([]domain.Event) error { return nil }); err != nil || n != 1 {
+		t.Fatalf("claim = %d, %v", n, err)
+	}
+	now = now.Add(time.Hour)
+	if _, err := db.ClaimOutbox(ctx, 1, func([]domain.Event) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	lag, err = db.OutboxLag(ctx)
+	if err != nil || lag != 0 {
+		t.Fatalf("lag once all is published = %v, %v; want 0", lag, err)
+	}
+	unpublished := enqueue(t, db, "drop:1", 1)
+
+	// The first event was published an hour before the second: pruning what
+	// is older than 30 minutes removes only it.
+	n, err := db.PruneOutbox(ctx, 30*time.Minute)
+	if err != nil || n != 1 {
+		t.Fatalf("prune = %d, %v; want 1", n, err)
+	}
+	now = now.Add(time.Second)
+	n, err = db.PruneOutbox(ctx, 0)
+	if err != nil || n != 1 {
+		t.Fatalf("prune of everything published = %d, %v; want 1", n, err)
+	}
+	var got []domain.Event
+	if _, err := db.ClaimOutbox(ctx, 10, func(evs []domain.Event) error { got = evs; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].ID != unpublished[0].ID {
+		t.Fatalf("after pruning, unpublished events are %v, want %v", ids(got), ids(unpublished))
+	}
+}

@@ -1,0 +1,175 @@
+package events
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/lib/pq"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"livedrops/domain"
+	"livedrops/store"
+)
+
+// outboxChannel is the channel the outbox trigger notifies on every insert.
+const outboxChannel = "outbox"
+
+var (
+	outboxPublished = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "livedrops_outbox_published_total",
+		Help: "Outbox events published to Kafka and marked published.",
+	})
+	relayPublishErrors = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "livedrops_relay_publish_errors_total",
+		Help: "Outbox batches the relay failed to publish (the events stay in the outbox and are retried).",
+	})
+	outboxLag = promauto.NewGauge(prometheus.GaugeOpts{
+		Name: "livedrops_outbox_lag_seconds",
+		Help: "Age of the oldest unpublished outbox event; 0 when the outbox is drained.",
+	})
+)
+
+// Relay publishes committed outbox events to Kafka, in outbox order, and marks
+// them published. Run one per instance: one publishes while the others stand
+// by (see store.ClaimOutbox) and take over within a poll interval.
+type Relay struct {
+	db        *store.DB
+	listenURL string
+	producer  *Producer
+	topic     string
+	log       *slog.Logger
+
+	// Tuning, read when Run starts.
+	BatchSize     int           // events per transaction
+	PollInterval  time.Duration // longest wait without a notification: covers a lost NOTIFY and retries a standby
+	MaxBackoff    time.Duration // longest pause after a failed publish
+	LagInterval   time.Duration // how often the lag gauge is refreshed
+	PruneAfter    time.Duration // published events older than this are deleted; 0 keeps them
+	PruneInterval time.Duration // how often pruning runs
+}
+
+// NewRelay returns a relay reading db's outbox, woken by notifications on a
+// connection to listenURL, publishing to topic with p.
+func NewRelay(db *store.DB, listenURL string, p *Producer, topic string, log *slog.Logger) *Relay {
+	return &Relay{
+		db: db, listenURL: listenURL, producer: p, topic: topic, log: log,
+		BatchSize:     500,
+		PollInterval:  time.Second,
+		MaxBackoff:    5 * time.Second,
+		LagInterval:   time.Second,
+		PruneAfter:    24 * time.Hour,
+		PruneInterval: time.Hour,
+	}
+}
+
+// Run publishes until ctx ends, then returns nil. Failures (database or broker
+// down) are logged, counted and retried with backoff; the events wait in the
+// outbox meanwhile and go out in order once publishing works again.
+func (r *Relay) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	listener := pq.NewListener(r.listenURL, 100*time.Millisecond, 5*time.Second, func(ev pq.ListenerEventType, err error) {
+		if err != nil {
+			r.log.Warn("outbox relay: notification connection", "event", ev, "err", err)
+		}
+	})
+	var wg sync.WaitGroup
+	defer func() {
+		cancel()
+		listener.Close()
+		wg.Wait()
+	}()
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		// Listen waits until the connection is up; polling covers the wait.
+		if err := listener.Listen(outboxChannel); err != nil && ctx.Err() == nil {
+			r.log.Error("outbox relay: listen for outbox notifications", "err", err)
+		}
+	}()
+	go func() { defer wg.Done(); r.housekeep(ctx) }()
+
+	poll := time.NewTicker(r.PollInterval)
+	defer poll.Stop()
+	var backoff time.Duration
+	for {
+		err := r.drain(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			relayPublishErrors.Inc()
+			backoff = min(max(2*backoff, 100*time.Millisecond), r.MaxBackoff)
+			r.log.Error("outbox relay: publish failed; the events stay in the outbox", "err", err, "retry_in", backoff)
+			if !sleepCtx(ctx, backoff) {
+				return nil
+			}
+			continue
+		}
+		backoff = 0
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-listener.Notify: // nil after a reconnect: a notification may have been missed, so look anyway
+		case <-poll.C:
+		}
+	}
+}
+
+// drain publishes batches until the outbox is empty or another relay holds it.
+func (r *Relay) drain(ctx context.Context) error {
+	publish := func(evs []domain.Event) error { return r.producer.Publish(ctx, r.topic, evs) }
+	for {
+		n, err := r.db.ClaimOutbox(ctx, r.BatchSize, publish)
+		if err != nil {
+			return err
+		}
+		outboxPublished.Add(float64(n))
+		if n < r.BatchSize {
+			return nil
+		}
+	}
+}
+
+// housekeep refreshes the lag gauge and prunes old published events until ctx
+// ends. It runs beside the publishing loop so the gauge keeps moving while a
+// publish hangs on an unreachable broker, which is when it matters.
+func (r *Relay) housekeep(ctx context.Context) {
+	lag := time.NewTicker(r.LagInterval)
+	defer lag.Stop()
+	var prune <-chan time.Time
+	if r.PruneAfter > 0 {
+		t := time.NewTicker(r.PruneInterval)
+		defer t.Stop()
+		prune = t.C
+	}
+	r.updateLag(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-lag.C:
+			r.updateLag(ctx)
+		case <-prune:
+			n, err := r.db.PruneOutbox(ctx, r.PruneAfter)
+			if err != nil && ctx.Err() == nil {
+				r.log.Warn("outbox relay: prune published events", "err", err)
+			} else if n > 0 {
+				r.log.Info("outbox relay: pruned published events", "count", n, "older_than", r.PruneAfter)
+			}
+		}
+	}
+}
+
+func (r *Relay) updateLag(ctx context.Context) {
+	lag, err := r.db.OutboxLag(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			r.log.Warn("outbox relay: read outbox lag", "err", err)
+		}
+		return
+	}
+	outboxLag.Set(lag.Seconds())
+}

@@ -1,0 +1,285 @@
+// Package cache is the Redis read-through cache behind the dataloaders:
+// by-id reads look in Redis first (one MGET), fill the misses from PostgreSQL
+// once, and write them back with a TTL. Redis is an optimisation here, never
+// required: when it fails, every read goes to the fill function.
+package cache
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/redis/go-redis/v9"
+)
+
+var (
+	hits = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "livedrops_cache_hits_total",
+		Help: "By-id reads answered from Redis, by kind.",
+	}, []string{"kind"})
+	misses = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "livedrops_cache_misses_total",
+		Help: "By-id reads Redis did not have, filled from the database, by kind.",
+	}, []string{"kind"})
+	failures = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "livedrops_cache_errors_total",
+		Help: "Redis failures the cache worked around (read, write, evict or decode), by kind.",
+	}, []string{"kind", "op"})
+)
+
+// Cache reads and writes JSON values under <prefix><kind>:<id>.
+type Cache struct {
+	rdb    redis.UniversalClient
+	prefix string
+	ttl    time.Duration
+	log    *slog.Logger
+}
+
+// New returns a cache on rdb whose keys start with prefix and live for ttl.
+func New(rdb redis.UniversalClient, prefix string, ttl time.Duration) *Cache {
+	return &Cache{rdb: rdb, prefix: prefix, ttl: ttl, log: slog.Default().With("component", "cache")}
+}
+
+// Connect returns a client for a Redis URL: redis://[user:pass@]host:port[/db]
+// for one server, or a Cluster seed list as
+// redis://host1:port?addr=host2:port&addr=host3:port (or ?cluster=true with
+// one seed), which gets a cluster client. The connection is made lazily.
+func Connect(rawURL string) (redis.UniversalClient, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("cache: parse Redis URL: %w", err)
+	}
+	q := u.Query()
+	if q.Has("addr") || q.Has("cluster") {
+		cluster := q.Get("cluster") == "true"
+		q.Del("cluster")
+		u.RawQuery = q.Encode()
+		opts, err := redis.ParseClusterURL(u.String())
+		if err != nil {
+			return nil, fmt.Errorf("cache: parse Redis Cluster URL: %w", err)
+		}
+		return redis.NewUniversalClient(&redis.UniversalOptions{
+			Addrs:           opts.Addrs,
+			IsClusterMode:   cluster || len(opts.Addrs) > 1,
+			ClientName:      opts.ClientName,
+			Protocol:        opts.Protocol,
+			Username:        opts.Username,
+			Password:        opts.Password,
+			MaxRedirects:    opts.MaxRedirects,
+			ReadOnly:        opts.ReadOnly,
+			RouteByLatency:  opts.RouteByLatency,
+			RouteRandomly:   opts.RouteRandomly,
+			MaxRetries:      opts.MaxRetries,
+			MinRetryBackoff: opts.MinRetryBackoff,
+			MaxRetryBackoff: opts.MaxRetryBackoff,
+			DialTimeout:     opts.DialTimeout,
+			ReadTimeout:     opts.ReadTimeout,
+			WriteTimeout:    opts.WriteTimeout,
+			PoolFIFO:        opts.PoolFIFO,
+			PoolSize:        opts.PoolSize,
+			PoolTimeout:     opts.PoolTimeout,
+			MinIdleConns:    opts.MinIdleConns,
+			MaxIdleConns:    opts.MaxIdleConns,
+			MaxActiveConns:  opts.MaxActiveConns,
+			ConnMaxIdleTime: opts.ConnMaxIdleTime,
+			ConnMaxLifetime: opts.ConnMaxLifetime,
+			TLSConfig:       opts.TLSConfig,
+		}), nil
+	}
+	opts, err := redis.ParseURL(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("cache: parse Redis URL: %w", err)
+	}
+	return redis.NewUniversalClient(&redis.UniversalOptions{
+		Addrs:           []string{opts.Addr},
+		DB:              opts.DB,
+		ClientName:      opts.ClientName,
+		Protocol:        opts.Protocol,
+		Username:        opts.Username,
+		Password:        opts.Password,
+		MaxRetries:      opts.MaxRetries,
+		MinRetryBackoff: opts.MinRetryBackoff,
+		MaxRetryBackoff: opts.MaxRetryBackoff,
+		DialTimeout:     opts.DialTimeout,
+		ReadTimeout:     opts.ReadTimeout,
+		WriteTimeout:    opts.WriteTimeout,
+		PoolFIFO:        opts.PoolFIFO,
+		PoolSize:        opts.PoolSize,
+		PoolTimeout:     opts.PoolTimeout,
+		MinIdleConns:    opts.MinIdleConns,
+		MaxIdleConns:    opts.MaxIdleConns,
+		MaxActiveConns:  opts.MaxActiveConns,
+		ConnMaxIdleTime: opts.ConnMaxIdleTime,
+		ConnMaxLifetime: opts.ConnMaxLifetime,
+		TLSConfig:       opts.TLSConfig,
+	}), nil
+}
+
+// Key is the Redis key of one cached value.
+func (c *Cache) Key(kind string, id int64) string {
+	return c.prefix + kind + ":" + strconv.FormatInt(id, 10)
+}
+
+// GetMany returns the values of ids of one kind: hits come from Redis in one
+// round trip, and fill is called once with every miss; what it returns is
+// written back with the cache's TTL. Ids fill does not return are absent
+// from the result and are not cached, so something created later is seen.
+func GetMany[T any](ctx context.Context, c *Cache, kind string, ids []int64, fill func(ctx context.Context, missing []int64) (map[int64]T, error)) (map[int64]T, error) {
+	ids = unique(ids)
+	out := make(map[int64]T, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	if c == nil {
+		return fillAll(ctx, ids, fill, out)
+	}
+	keys := make([]string, len(ids))
+	for i, id := range ids {
+		keys[i] = c.Key(kind, id)
+	}
+	raw, err := c.get(ctx, keys)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("cache: read %d %s: %w", len(ids), kind, ctx.Err())
+		}
+		failures.WithLabelValues(kind, "read").Inc()
+		c.log.DebugContext(ctx, "redis read failed; reading the database", "kind", kind, "keys", len(keys), "err", err)
+		misses.WithLabelValues(kind).Add(float64(len(ids)))
+		return fillAll(ctx, ids, fill, out)
+	}
+
+	var missing []int64
+	for i, id := range ids {
+		if raw[i] == nil {
+			missing = append(missing, id)
+			continue
+		}
+		var v T
+		if err := json.Unmarshal(raw[i], &v); err != nil {
+			// A value written by an older shape of T is refilled, not trusted.
+			failures.WithLabelValues(kind, "decode").Inc()
+			missing = append(missing, id)
+			continue
+		}
+		out[id] = v
+	}
+	hits.WithLabelValues(kind).Add(float64(len(ids) - len(missing)))
+	if len(missing) == 0 {
+		return out, nil
+	}
+	misses.WithLabelValues(kind).Add(float64(len(missing)))
+	filled, err := fill(ctx, missing)
+	if err != nil {
+		return nil, err
+	}
+	if err := setMany(ctx, c, kind, filled); err != nil {
+		failures.WithLabelValues(kind, "write").Inc()
+		c.log.DebugContext(ctx, "redis write failed", "kind", kind, "keys", len(filled), "err", err)
+	}
+	for id, v := range filled {
+		out[id] = v
+	}
+	return out, nil
+}
+
+// Evict removes the cached values of ids, so the next read goes to the database.
+func (c *Cache) Evict(ctx context.Context, kind string, ids ...int64) error {
+	if c == nil || len(ids) == 0 {
+		return nil
+	}
+	// One DEL per key in a pipeline: a cluster routes each to its node.
+	_, err := c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, id := range ids {
+			p.Del(ctx, c.Key(kind, id))
+		}
+		return nil
+	})
+	if err != nil {
+		failures.WithLabelValues(kind, "evict").Inc()
+		return fmt.Errorf("cache: evict %d %s: %w", len(ids), kind, err)
+	}
+	return nil
+}
+
+// get reads keys in one round trip: one MGET, or on a cluster, where keys
+// of different slots cannot share an MGET, one pipelined GET per key.
+func (c *Cache) get(ctx context.Context, keys []string) ([][]byte, error) {
+	out := make([][]byte, len(keys))
+	if _, ok := c.rdb.(*redis.ClusterClient); ok {
+		cmds := make([]*redis.StringCmd, len(keys))
+		_, err := c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, k := range keys {
+				cmds[i] = p.Get(ctx, k)
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return nil, err
+		}
+		for i, cmd := range cmds {
+			if b, err := cmd.Bytes(); err == nil {
+				out[i] = b
+			}
+		}
+		return out, nil
+	}
+	vals, err := c.rdb.MGet(ctx, keys...).Result()
+	if err != nil {
+		return nil, err
+	}
+	for i, v := range vals {
+		if s, ok := v.(string); ok {
+			out[i] = []byte(s)
+		}
+	}
+	return out, nil
+}
+
+// setMany writes values with the cache's TTL in one pipelined round trip.
+func setMany[T any](ctx context.Context, c *Cache, kind string, values map[int64]T) error {
+	if len(values) == 0 {
+		return nil
+	}
+	_, err := c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for id, v := range values {
+			b, err := json.Marshal(v)
+			if err != nil {
+				return fmt.Errorf("encode %s %d: %w", kind, id, err)
+			}
+			p.Set(ctx, c.Key(kind, id), b, c.ttl)
+		}
+		return nil
+	})
+	return err
+}
+
+func fillAll[T any](ctx context.Context, ids []int64, fill func(context.Context, []int64) (map[int64]T, error), out map[int64]T) (map[int64]T, error) {
+	filled, err := fill(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	for id, v := range filled {
+		out[id] = v
+	}
+	return out, nil
+}
+
+// unique returns ids without repeats, in first-seen order.
+func unique(ids []int64) []int64 {
+	seen := make(map[int64]bool, len(ids))
+	out := make([]int64, 0, len(ids))
+	for _, id := range ids {
+		if !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	return out
+}

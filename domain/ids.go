@@ -42,7 +42,12 @@ func ParseGlobalID(gid string) (typ string, id int64, err error) {
 		return "", 0, bad
 	}
 	id, convErr := strconv.ParseInt(num, 10, 64)
-	if convErr != nil || id <= 0 || strconv.FormatInt(id, 10) != num {
+	if convErr != nil || id <= 0 {
+		return "", 0, bad
+	}
+	// Only the exact encoding names an object: base64 decoding forgives line
+	// breaks and stray bits, and numbers may carry signs or leading zeros.
+	if GlobalID(typ, id) != gid {
 		return "", 0, bad
 	}
 	return typ, id, nil

@@ -66,3 +66,14 @@ func (db *DB) MediaByProducts(ctx context.Context, productIDs []int64) (map[int6
 	}
 	return out, nil
 }
+
+// MediaByIDs returns the media with the given ids, in no particular order;
+// ids that match nothing are left out.
+func (db *DB) MediaByIDs(ctx context.Context, ids []int64) ([]domain.Media, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	var out []domain.Media
+	err := db.SelectContext(ctx, &out, `SELECT `+mediaColumns+` FROM media WHERE id = ANY($1)`, pq.Array(ids))
+	return out, mapError(err, "read %d media by id", len(ids))
+}

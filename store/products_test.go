@@ -280,6 +280,10 @@ func TestMedia(t *testing.T) {
 	if got[a.ID][0].ByteSize != 10 || got[a.ID][1].ByteSize != 12 {
 		t.Fatalf("media of a not oldest first: %+v", got[a.ID])
 	}
+	byID, err := db.MediaByIDs(ctx, []int64{got[b.ID][0].ID, 31337})
+	if err != nil || len(byID) != 1 || byID[0] != got[b.ID][0] {
+		t.Fatalf("MediaByIDs = %+v, %v; want just %+v", byID, err, got[b.ID][0])
+	}
 	// Each media write announces its product changed: 2 creates + 3 media.
 	rows := outboxRows(t, db)
 	if len(rows) != 5 || rows[4].Key != "product:"+strconv.FormatInt(a.ID, 10) {

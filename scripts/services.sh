@@ -11,7 +11,7 @@ BIN_DIR=$ROOT/.data/bin
 RUN_DIR=$ROOT/.data/services
 
 PG_PORT=5432
-REDIS_PORT=6379
+REDIS_PORT=${REDIS_PORT:-6379}
 KAFKA_ADDR=127.0.0.1:9092
 S3_ADDR=127.0.0.1:9000
 S3_BUCKET=livedrops-media
@@ -62,15 +62,19 @@ pg_cluster() {
 pg_trust_loopback() {
 	local ver=$1 name=$2 hba
 	hba=$(pg_conftool -s "$ver" "$name" show hba_file 2>/dev/null || echo "/etc/postgresql/$ver/$name/pg_hba.conf")
-	if ! grep -Eq '^host[[:space:]]+all[[:space:]]+all[[:space:]]+127\.0\.0\.1/32[[:space:]]+trust' "$hba"; then
+	# pg_hba.conf is read top down: our lines must come first to win.
+	if ! head -n 1 "$hba" | grep -Eq '^host[[:space:]]+all[[:space:]]+all[[:space:]]+127\.0\.0\.1/32[[:space:]]+trust'; then
 		say "allowing trust auth on 127.0.0.1 in $hba"
 		sed -i -e '1i host all all 127.0.0.1/32 trust' -e '1i host all all ::1/128 trust' "$hba"
-		pg_ctlcluster --skip-systemctl-redirect "$ver" "$name" reload
 	fi
+	pg_ctlcluster --skip-systemctl-redirect "$ver" "$name" reload
+	sleep 0.5
 }
 
 start_postgres() {
-	if ! answers 127.0.0.1 "$PG_PORT"; then
+	if answers 127.0.0.1 "$PG_PORT"; then
+		say "PostgreSQL already answers on 127.0.0.1:$PG_PORT"
+	else
 		if ! command -v pg_ctlcluster >/dev/null || [[ -z $(ls /usr/lib/postgresql/*/bin/postgres 2>/dev/null) ]]; then
 			apt_install postgresql
 		fi
@@ -83,20 +87,21 @@ start_postgres() {
 			cluster="$ver main"
 		fi
 		read -r ver name <<<"$cluster"
-		if [[ $(pg_conftool -s "$ver" "$name" show port) != "$PG_PORT" ]]; then
+		if [[ $(pg_conftool -s "$ver" "$name" show port 2>/dev/null) != "$PG_PORT" ]]; then
 			say "moving PostgreSQL $ver/$name to port $PG_PORT (nothing else answers there)"
 			pg_conftool "$ver" "$name" set port "$PG_PORT"
 		fi
-		say "starting PostgreSQL $ver/$name on 127.0.0.1:$PG_PORT"
-		pg_ctlcluster --skip-systemctl-redirect "$ver" "$name" start
+		# Installing the package may have started it already; that is fine too.
+		if ! answers 127.0.0.1 "$PG_PORT"; then
+			say "starting PostgreSQL $ver/$name on 127.0.0.1:$PG_PORT"
+			pg_ctlcluster --skip-systemctl-redirect "$ver" "$name" start || answers 127.0.0.1 "$PG_PORT" ||
+				die "PostgreSQL $ver/$name did not start; see /var/log/postgresql/postgresql-$ver-$name.log"
+		fi
 		wait_for PostgreSQL 127.0.0.1 "$PG_PORT" "/var/log/postgresql/postgresql-$ver-$name.log"
-		pg_trust_loopback "$ver" "$name"
-	else
-		say "PostgreSQL already answers on 127.0.0.1:$PG_PORT"
 	fi
 	command -v psql >/dev/null || apt_install postgresql-client
 	if ! pg_query 'select 1' >/dev/null 2>&1; then
-		# A server that answers but refuses passwordless postgres: fix it when it is ours to fix.
+		# A server that refuses passwordless postgres: fix it when it is a cluster of this machine.
 		local cluster
 		cluster=$(pg_cluster)
 		[[ -n $cluster ]] || die "PostgreSQL on 127.0.0.1:$PG_PORT refuses $(pg_url); allow trust auth for postgres on 127.0.0.1"

@@ -1,0 +1,287 @@
+package orders
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Gate timings. A gate call that cannot finish quickly is not worth waiting
+// for: PostgreSQL answers without it.
+const (
+	gateTimeout = 150 * time.Millisecond
+	// After a failed call the gate is bypassed this long, so an outage costs
+	// one failed call per period rather than one per order.
+	gateCooldown = time.Second
+	// A buyer's admitted idempotency key is remembered this long.
+	seenTTL = 24 * time.Hour
+)
+
+// Admission is the gate's answer to one order.
+type Admission int
+
+const (
+	// Bypass: the gate does not know (no counter yet, or Redis unreachable);
+	// PostgreSQL decides alone.
+	Bypass Admission = iota
+	// Admitted: the gate took the units; give them back if the order fails.
+	Admitted
+	// SoldOut: not enough is left; answer without touching PostgreSQL.
+	SoldOut
+	// Seen: this buyer's key was admitted before (a retry or a concurrent
+	// twin); PostgreSQL returns that order, so the gate takes nothing.
+	Seen
+)
+
+// admitScript takes ARGV[1] units from the counter KEYS[1] only if that many
+// are left. Every key it sends on to PostgreSQL is remembered (KEYS[2]), so a
+// retry or a concurrent twin goes to PostgreSQL for the original order, even
+// once the counter says sold out. A missing counter is not "sold out": the
+// order goes on. Both keys share the drop's hash tag, so a Redis Cluster runs
+// the script on one node.
+var admitScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[2]) == 1 then return 3 end
+local left = redis.call('GET', KEYS[1])
+if not left then
+  redis.call('SET', KEYS[2], '1', 'EX', ARGV[2])
+  return 0
+end
+local q = tonumber(ARGV[1])
+if tonumber(left) < q then return 2 end
+redis.call('DECRBY', KEYS[1], q)
+redis.call('SET', KEYS[2], '1', 'EX', ARGV[2])
+return 1
+`)
+
+// releaseScript gives ARGV[1] units back to an existing counter (a missing one
+// stays missing: creating it would invent a count) and, when given, forgets
+// the buyer's key KEYS[2].
+var releaseScript = redis.NewScript(`
+if KEYS[2] then redis.call('DEL', KEYS[2]) end
+if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('INCRBY', KEYS[1], ARGV[1]) end
+return false
+`)
+
+// link is a Redis client that fails fast, with a cooldown: after a failed
+// call it is not asked again for gateCooldown, so an outage costs one failed
+// call per period rather than one per order. The gate and the rate limit share it.
+type link struct {
+	rdb redis.UniversalClient
+	log *slog.Logger
+	// brokenUntil (unix nanoseconds) is when the cooldown ends; 0 when healthy.
+	brokenUntil atomic.Int64
+	// recovered is signalled when Redis answers again after a failure.
+	recovered chan struct{}
+}
+
+// newLink returns a link to the servers of rdb through a client of its own
+// with short timeouts and no retries; nil when rdb is nil.
+func newLink(rdb redis.UniversalClient) *link {
+	if rdb == nil {
+		return nil
+	}
+	return &link{rdb: fastClient(rdb), log: slog.Default(), recovered: make(chan struct{}, 1)}
+}
+
+// fastClient returns a client to the same servers as rdb that fails fast.
+func fastClient(rdb redis.UniversalClient) redis.UniversalClient {
+	switch c := rdb.(type) {
+	case *redis.Client:
+		o := *c.Options()
+		o.DialTimeout, o.ReadTimeout, o.WriteTimeout = gateTimeout, gateTimeout, gateTimeout
+		o.PoolTimeout, o.MaxRetries, o.ContextTimeoutEnabled = gateTimeout, -1, true
+		return redis.NewClient(&o)
+	case *redis.ClusterClient:
+		o := *c.Options()
+		o.DialTimeout, o.ReadTimeout, o.WriteTimeout = gateTimeout, gateTimeout, gateTimeout
+		o.PoolTimeout, o.MaxRetries, o.ContextTimeoutEnabled = gateTimeout, -1, true
+		return redis.NewClusterClient(&o)
+	}
+	return rdb // an unknown client kind: used as it is, bounded by each call's context
+}
+
+// call runs fn against Redis unless the link is cooling down, bounded by
+// gateTimeout and not by the caller's cancellation (a give-back must not stop
+// half way). It reports false when Redis was not asked or failed.
+func (l *link) call(ctx context.Context, what string, fn func(ctx context.Context, rdb redis.UniversalClient) error) bool {
+	if l == nil {
+		return false
+	}
+	if time.Now().UnixNano() < l.brokenUntil.Load() {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), gateTimeout)
+	defer cancel()
+	err := fn(ctx, l.rdb)
+	if err != nil && !errors.Is(err, redis.Nil) {
+		if l.brokenUntil.Swap(time.Now().Add(gateCooldown).UnixNano()) == 0 {
+			l.log.Warn("orders: Redis unreachable, orders go to PostgreSQL alone", "during", what, "err", err)
+		}
+		return false
+	}
+	if l.brokenUntil.Load() != 0 && l.brokenUntil.Swap(0) != 0 {
+		l.log.Info("orders: Redis answers again")
+		select {
+		case l.recovered <- struct{}{}:
+		default:
+		}
+	}
+	return true
+}
+
+// Gate is the admission gate in Redis: a counter of each drop's available
+// stock that turns away orders once it runs out, so a stampede on a sold-out
+// drop never reaches PostgreSQL. It is only an optimisation: PostgreSQL's
+// conditional update and CHECK constraint are the authority. A counter that
+// is too high costs database work, never an oversell; one that is too low
+// turns buyers away until the Reconciler sets it from PostgreSQL again.
+//
+// A nil *Gate is valid and always bypasses.
+type Gate struct {
+	link   *link
+	prefix string
+}
+
+// NewGate returns a gate on the Redis server (or cluster) of rdb, with keys
+// under prefix. The gate talks through a client of its own made from rdb's
+// options with short timeouts and no retries, so an unreachable Redis costs
+// an order milliseconds, not seconds. A nil rdb gives a gate that always
+// bypasses.
+func NewGate(rdb redis.UniversalClient, prefix string) *Gate {
+	return &Gate{link: newLink(rdb), prefix: prefix}
+}
+
+// Close releases the gate's Redis client.
+func (g *Gate) Close() error {
+	if g == nil || g.link == nil {
+		return nil
+	}
+	return g.link.rdb.Close()
+}
+
+// StockKey is the Redis key of the drop's counter.
+func (g *Gate) StockKey(dropID int64) string {
+	return g.prefix + "stock:{drop:" + strconv.FormatInt(dropID, 10) + "}"
+}
+
+// seenKey is the Redis key remembering a buyer's idempotency key sent on to PostgreSQL.
+func (g *Gate) seenKey(dropID, buyerID int64, idemKey string) string {
+	h := sha256.Sum256([]byte(idemKey))
+	return g.prefix + "seen:{drop:" + strconv.FormatInt(dropID, 10) + "}:" +
+		strconv.FormatInt(buyerID, 10) + ":" + hex.EncodeToString(h[:12])
+}
+
+func (g *Gate) call(ctx context.Context, what string, fn func(ctx context.Context, rdb redis.UniversalClient) error) bool {
+	if g == nil {
+		return false
+	}
+	return g.link.call(ctx, what, fn)
+}
+
+// Recovered is signalled when Redis answers again after a failure.
+func (g *Gate) Recovered() <-chan struct{} {
+	if g == nil || g.link == nil {
+		return nil
+	}
+	return g.link.recovered
+}
+
+// Admit asks the gate for q units of the drop for the buyer's order with
+// idempotency key idemKey.
+func (g *Gate) Admit(ctx context.Context, dropID, buyerID int64, idemKey string, q int) Admission {
+	var res int64
+	ok := g.call(ctx, "admit", func(ctx context.Context, rdb redis.UniversalClient) error {
+		var err error
+		res, err = admitScript.Run(ctx, rdb,
+			[]string{g.StockKey(dropID), g.seenKey(dropID, buyerID, idemKey)}, q, int(seenTTL/time.Second)).Int64()
+		return err
+	})
+	if !ok {
+		gateResults.WithLabelValues("bypass").Inc()
+		return Bypass
+	}
+	switch res {
+	case 1:
+		gateResults.WithLabelValues("admitted").Inc()
+		return Admitted
+	case 2:
+		gateResults.WithLabelValues("sold_out").Inc()
+		return SoldOut
+	case 3:
+		gateResults.WithLabelValues("bypass").Inc()
+		return Seen
+	}
+	gateResults.WithLabelValues("bypass").Inc()
+	return Bypass
+}
+
+// Refund gives back the q units an admitted order took (0 for an order the
+// gate let through without counting) when that order was not placed, and
+// forgets its key, so a retry is judged afresh.
+func (g *Gate) Refund(ctx context.Context, dropID, buyerID int64, idemKey string, q int) {
+	g.call(ctx, "refund", func(ctx context.Context, rdb redis.UniversalClient) error {
+		return releaseScript.Run(ctx, rdb,
+			[]string{g.StockKey(dropID), g.seenKey(dropID, buyerID, idemKey)}, q).Err()
+	})
+}
+
+// Release gives q units back to the drop's counter, if it has one: stock that
+// PostgreSQL got back (a cancel, an expiry, a decline, a restock). A negative
+// q takes units away (a shrink).
+func (g *Gate) Release(ctx context.Context, dropID int64, q int) {
+	g.call(ctx, "release", func(ctx context.Context, rdb redis.UniversalClient) error {
+		return releaseScript.Run(ctx, rdb, []string{g.StockKey(dropID)}, q).Err()
+	})
+}
+
+// Load sets the drop's counter to available, PostgreSQL's figure.
+func (g *Gate) Load(ctx context.Context, dropID int64, available int) error {
+	if g == nil || g.link == nil {
+		return nil
+	}
+	return g.link.rdb.Set(ctx, g.StockKey(dropID), available, 0).Err()
+}
+
+// LoadMany sets several drops' counters in one pipeline.
+func (g *Gate) LoadMany(ctx context.Context, available map[int64]int) error {
+	if g == nil || g.link == nil || len(available) == 0 {
+		return nil
+	}
+	_, err := g.link.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for id, n := range available {
+			p.Set(ctx, g.StockKey(id), n, 0)
+		}
+		return nil
+	})
+	return err
+}
+
+// Forget removes the drop's counter and so its admission: for a drop that has
+// ended or was cancelled, PostgreSQL answers DROP_NOT_LIVE.
+func (g *Gate) Forget(ctx context.Context, dropID int64) {
+	g.call(ctx, "forget", func(ctx context.Context, rdb redis.UniversalClient) error {
+		return rdb.Del(ctx, g.StockKey(dropID)).Err()
+	})
+}
+
+// Counter returns the drop's counter and whether it exists.
+func (g *Gate) Counter(ctx context.Context, dropID int64) (int, bool, error) {
+	if g == nil || g.link == nil {
+		return 0, false, nil
+	}
+	n, err := g.link.rdb.Get(ctx, g.StockKey(dropID)).Int()
+	if errors.Is(err, redis.Nil) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	return n, true, nil
+}

@@ -1,0 +1,137 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"livedrops/domain"
+	"livedrops/store"
+)
+
+func TestCreateCreator(t *testing.T) {
+	ctx := context.Background()
+	db := accountsDB(t)
+	u := mkUser(t, db, "Maker")
+
+	c, err := db.CreateCreator(ctx, u.ID, "The Maker", "I make things.")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ID == 0 || c.UserID != u.ID || c.Handle != "Maker" || c.DisplayName != "The Maker" ||
+		c.Bio != "I make things." || c.FollowerCount != 0 || c.CreatedAt.IsZero() {
+		t.Fatalf("created %+v", c)
+	}
+	if n := auditRows(t, db, "creator.create", c.ID); n != 1 {
+		t.Fatalf("%d audit rows, want 1", n)
+	}
+
+	_, err = db.CreateCreator(ctx, u.ID, "Again", "")
+	wantCode(t, err, domain.Conflict, "")
+	if err.Error() != "you are already a creator" {
+		t.Fatalf("message %q", err)
+	}
+	_, err = db.CreateCreator(ctx, 999999, "Ghost", "")
+	wantCode(t, err, domain.NotFound, "")
+}
+
+func TestCreatorLookups(t *testing.T) {
+	ctx := context.Background()
+	db := accountsDB(t)
+	users := mkUsers(t, db, "c", 4)
+	var creators []*domain.Creator
+	for _, u := range users[:3] { // users[3] stays a plain user
+		c, err := db.CreateCreator(ctx, u.ID, "Creator "+u.Handle, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		creators = append(creators, c)
+	}
+
+	before := db.Statements.Load()
+	got, err := db.CreatorsByIDs(ctx, []int64{creators[0].ID, creators[2].ID, 424242})
+	if err != nil || len(got) != 2 || db.Statements.Load()-before != 1 {
+		t.Fatalf("CreatorsByIDs = %+v, %v in %d statements", got, err, db.Statements.Load()-before)
+	}
+	for _, c := range got {
+		if c.Handle == "" {
+			t.Fatalf("creator without handle: %+v", c)
+		}
+	}
+
+	before = db.Statements.Load()
+	got, err = db.CreatorByUserID(ctx, []int64{users[1].ID, users[3].ID})
+	if err != nil || len(got) != 1 || got[0].ID != creators[1].ID || db.Statements.Load()-before != 1 {
+		t.Fatalf("CreatorByUserID = %+v, %v in %d statements", got, err, db.Statements.Load()-before)
+	}
+
+	c, err := db.CreatorByHandle(ctx, "C2")
+	if err != nil || c.ID != creators[2].ID || c.Handle != "c2" {
+		t.Fatalf("CreatorByHandle = %+v, %v", c, err)
+	}
+	_, err = db.CreatorByHandle(ctx, "c3") // a user, not a creator
+	wantCode(t, err, domain.NotFound, "")
+}
+
+func TestCreatorsPages(t *testing.T) {
+	ctx := context.Background()
+	db := accountsDB(t)
+	var want []int64
+	for i, u := range mkUsers(t, db, "p", 11) {
+		c, err := db.CreateCreator(ctx, u.ID, fmt.Sprint("Creator ", i), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, c.ID) // created in order: oldest first
+	}
+	walk := func(p store.PageArgs) []int64 {
+		var got []int64
+		for {
+			pg, err := db.Creators(ctx, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids := make([]int64, len(pg.Items))
+			for i, c := range pg.Items {
+				ids[i] = c.ID
+			}
+			if p.Back {
+				got = append(ids, got...)
+				if !pg.HasPrev {
+					return got
+				}
+				p = pageFrom(t, nil, &pg.Cursors[0], p.Limit)
+			} else {
+				got = append(got, ids...)
+				if !pg.HasNext {
+					return got
+				}
+				p = pageFrom(t, &pg.Cursors[len(pg.Cursors)-1], nil, p.Limit)
+			}
+		}
+	}
+	if got := walk(pageFrom(t, nil, nil, 4)); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("forward walk %v, want %v", got, want)
+	}
+	back := pageFrom(t, nil, nil, 4)
+	back.Back = true
+	if got := walk(back); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("backward walk %v, want %v", got, want)
+	}
+}
+
+// pageFrom builds page arguments as a client would: first/after or last/before.
+func pageFrom(t *testing.T, after, before *string, n int) store.PageArgs {
+	t.Helper()
+	var p store.PageArgs
+	var err error
+	if before != nil {
+		p, err = store.NewPageArgs(nil, &n, nil, before)
+	} else {
+		p, err = store.NewPageArgs(&n, nil, after, nil)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}

@@ -19,6 +19,20 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
+// Kinds of cached values. A write evicts the kinds it changed, by id
+// (Evict(ctx, KindProduct, id)), in the instance that wrote and, through the
+// outbox events, in the others.
+const (
+	KindUser    = "user"    // *domain.User by user id (no password hash)
+	KindCreator = "creator" // *domain.Creator by creator id (follower count included)
+	// KindCreatorOfUser maps a user id to its creator id; it never changes
+	// once set, and a user who is no creator is not cached.
+	KindCreatorOfUser = "creator_of_user"
+	KindProduct       = "product"       // *domain.Product by product id
+	KindMedia         = "media"         // *domain.Media by media id (immutable)
+	KindProductMedia  = "product_media" // a product's media list by product id
+)
+
 var (
 	hits = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "livedrops_cache_hits_total",

@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"fmt"
+	"errors"
 	"io"
 	"net/http"
 	"net/url"
@@ -14,11 +14,11 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"livedrops/config"
 	"livedrops/internal/testenv"
+	"livedrops/media/mediatest"
 )
 
 // testStore returns a Store on a bucket of the test's own on the real S3 server.
@@ -48,51 +48,6 @@ func uploadRequest(t *testing.T, rawURL string, headers map[string]string, body 
 		req.Header.Set(k, v)
 	}
 	return req
-}
-
-// verifyPresigned checks a presigned request's SigV4 signature the way S3
-// does: it signs the request again, with the headers it actually carries,
-// at the URL's signing time, and compares.
-func verifyPresigned(r *http.Request, accessKey, secretKey, region string) error {
-	q := r.URL.Query()
-	want := q.Get("X-Amz-Signature")
-	signedAt, err := time.Parse("20060102T150405Z", q.Get("X-Amz-Date"))
-	if err != nil {
-		return fmt.Errorf("bad X-Amz-Date: %w", err)
-	}
-	signedHeaders := strings.Split(q.Get("X-Amz-SignedHeaders"), ";")
-	for _, name := range []string{"X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-SignedHeaders", "X-Amz-Signature"} {
-		q.Del(name)
-	}
-	u := *r.URL
-	u.RawQuery = q.Encode()
-	again, err := http.NewRequest(r.Method, u.String(), nil)
-	if err != nil {
-		return err
-	}
-	for _, name := range signedHeaders {
-		switch name {
-		case "host":
-		case "content-length":
-			again.ContentLength = r.ContentLength
-		default:
-			again.Header.Set(name, r.Header.Get(name))
-		}
-	}
-	signed, _, err := v4.NewSigner().PresignHTTP(context.Background(),
-		aws.Credentials{AccessKeyID: accessKey, SecretAccessKey: secretKey},
-		again, "UNSIGNED-PAYLOAD", "s3", region, signedAt)
-	if err != nil {
-		return err
-	}
-	got, err := url.Parse(signed)
-	if err != nil {
-		return err
-	}
-	if got.Query().Get("X-Amz-Signature") != want {
-		return fmt.Errorf("signature mismatch")
-	}
-	return nil
 }
 
 func TestPresignedUploadIsServedAtItsURL(t *testing.T) {
@@ -153,7 +108,7 @@ func TestPresignedUploadBindsTypeAndSize(t *testing.T) {
 		t.Fatal(err)
 	}
 	verify := func(r *http.Request) error {
-		return verifyPresigned(r, cfg.S3AccessKey, cfg.S3SecretKey, cfg.S3Region)
+		return mediatest.VerifyPresigned(r, cfg.S3AccessKey, cfg.S3SecretKey, cfg.S3Region)
 	}
 	// The verifier accepts the upload as presigned, so its refusals below mean something.
 	if err := verify(uploadRequest(t, uploadURL, headers, body)); err != nil {
@@ -165,14 +120,14 @@ func TestPresignedUploadBindsTypeAndSize(t *testing.T) {
 		otherType[k] = v
 	}
 	otherType["Content-Type"] = "text/html"
-	if err := verify(uploadRequest(t, uploadURL, otherType, body)); err == nil {
+	if err := verify(uploadRequest(t, uploadURL, otherType, body)); !errors.Is(err, mediatest.ErrSignatureMismatch) {
 		t.Fatal("an upload with another Content-Type carries a valid signature")
 	}
 	bigger := append(bytes.Clone(body), make([]byte, 1<<20)...)
-	if err := verify(uploadRequest(t, uploadURL, headers, bigger)); err == nil {
+	if err := verify(uploadRequest(t, uploadURL, headers, bigger)); !errors.Is(err, mediatest.ErrSignatureMismatch) {
 		t.Fatal("an upload of another size carries a valid signature")
 	}
-	if err := verify(uploadRequest(t, strings.Replace(uploadURL, "a.gif", "b.gif", 1), headers, body)); err == nil {
+	if err := verify(uploadRequest(t, strings.Replace(uploadURL, "a.gif", "b.gif", 1), headers, body)); !errors.Is(err, mediatest.ErrSignatureMismatch) {
 		t.Fatal("an upload to another key carries a valid signature")
 	}
 }

@@ -15,10 +15,10 @@ import (
 // (UserByHandle), so lists and caches never hold one.
 const userColumns = `u.id, u.handle, u.display_name, u.created_at`
 
-// CreateUser inserts a user; a handle taken in any letter case is
-// BAD_USER_INPUT on handle.
+// CreateUser inserts a user and returns it without its hash; a handle taken
+// in any letter case is BAD_USER_INPUT on handle.
 func (db *DB) CreateUser(ctx context.Context, handle, displayName, passwordHash string) (*domain.User, error) {
-	u := domain.User{Handle: handle, DisplayName: displayName, PasswordHash: passwordHash, CreatedAt: db.now()}
+	u := domain.User{Handle: handle, DisplayName: displayName, CreatedAt: db.now()}
 	err := db.inTx(ctx, func(tx *sqlx.Tx) error {
 		err := tx.QueryRowxContext(ctx, `INSERT INTO users (handle, display_name, password_hash, created_at)
 			VALUES ($1, $2, $3, $4) RETURNING id`, handle, displayName, passwordHash, u.CreatedAt).Scan(&u.ID)

@@ -1,0 +1,129 @@
+// Package accounts holds the rules of who may join, log in, sell and follow:
+// the inputs it accepts and the errors a client sees.
+package accounts
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"livedrops/auth"
+	"livedrops/domain"
+	"livedrops/store"
+)
+
+// Service signs users up and in, makes creators and keeps follows.
+type Service struct {
+	db     *store.DB
+	tokens *auth.Tokens
+}
+
+// New returns the accounts service.
+func New(db *store.DB, tokens *auth.Tokens) *Service {
+	return &Service{db: db, tokens: tokens}
+}
+
+// AuthResult is what signing up or logging in gives: a session token and its user.
+type AuthResult struct {
+	Token     string
+	ExpiresAt time.Time
+	User      *domain.User
+}
+
+// errWrongLogin is the one answer to a failed log-in, so it never tells
+// whether the handle exists.
+var errWrongLogin = domain.Errorf(domain.Unauthenticated, "wrong handle or password")
+
+// dummyHash is checked against when the handle is unknown, so a failed log-in
+// takes as long whether or not the account exists.
+var dummyHash = sync.OnceValues(func() (string, error) { return auth.HashPassword("no account has this password") })
+
+// SignUp creates an account and logs it in.
+func (s *Service) SignUp(ctx context.Context, handle, password, displayName string) (*AuthResult, error) {
+	displayName, err := checkSignUp(handle, password, displayName)
+	if err != nil {
+		return nil, err
+	}
+	hash, err := auth.HashPassword(password)
+	if err != nil {
+		return nil, fmt.Errorf("accounts: sign up %q: %w", handle, err)
+	}
+	u, err := s.db.CreateUser(ctx, handle, displayName, hash)
+	if err != nil {
+		return nil, err
+	}
+	return s.session(u)
+}
+
+// LogIn checks a handle (in any letter case) and password and starts a session.
+func (s *Service) LogIn(ctx context.Context, handle, password string) (*AuthResult, error) {
+	if checkPassword(password) != nil {
+		return nil, errWrongLogin // no account has such a password: nothing to hash
+	}
+	u, err := s.db.UserByHandle(ctx, handle)
+	if domain.ErrorCode(err) == domain.NotFound {
+		hash, err := dummyHash()
+		if err != nil {
+			return nil, fmt.Errorf("accounts: log in: %w", err)
+		}
+		_, _ = auth.CheckPassword(password, hash)
+		return nil, errWrongLogin
+	}
+	if err != nil {
+		return nil, err
+	}
+	ok, err := auth.CheckPassword(password, u.PasswordHash)
+	if err != nil {
+		return nil, fmt.Errorf("accounts: log in user #%d: %w", u.ID, err)
+	}
+	if !ok {
+		return nil, errWrongLogin
+	}
+	u.PasswordHash = "" // it goes no further than this check
+	return s.session(u)
+}
+
+func (s *Service) session(u *domain.User) (*AuthResult, error) {
+	token, exp, err := s.tokens.Issue(u)
+	if err != nil {
+		return nil, fmt.Errorf("accounts: start session: %w", err)
+	}
+	return &AuthResult{Token: token, ExpiresAt: exp, User: u}, nil
+}
+
+// BecomeCreator makes the user a creator; a second time is CONFLICT.
+func (s *Service) BecomeCreator(ctx context.Context, userID int64, displayName, bio string) (*domain.Creator, error) {
+	if err := signedIn(userID); err != nil {
+		return nil, err
+	}
+	displayName, bio, err := checkCreator(displayName, bio)
+	if err != nil {
+		return nil, err
+	}
+	return s.db.CreateCreator(ctx, userID, displayName, bio)
+}
+
+// Follow makes the user follow the creator; following again changes nothing.
+func (s *Service) Follow(ctx context.Context, userID, creatorID int64) (*domain.Creator, error) {
+	if err := signedIn(userID); err != nil {
+		return nil, err
+	}
+	return s.db.Follow(ctx, creatorID, userID)
+}
+
+// Unfollow undoes Follow; unfollowing a creator not followed changes nothing.
+func (s *Service) Unfollow(ctx context.Context, userID, creatorID int64) (*domain.Creator, error) {
+	if err := signedIn(userID); err != nil {
+		return nil, err
+	}
+	return s.db.Unfollow(ctx, creatorID, userID)
+}
+
+// signedIn refuses a missing user id: a caller that forgot to require a viewer.
+func signedIn(userID int64) error {
+	if userID <= 0 {
+		return domain.Errorf(domain.Unauthenticated, "sign in first")
+	}
+	return nil
+}

@@ -32,10 +32,10 @@ type stockMove struct {
 }
 
 // The moves of the selling rules.
-func take(q int) stockMove    { return stockMove{Available: -q, Reserved: q} }  // an order reserves
-func release(q int) stockMove { return stockMove{Available: q, Reserved: -q} }  // an unpaid order gives back
-func sell(q int) stockMove    { return stockMove{Reserved: -q, Sold: q} }       // a payment confirms
-func adjust(d int) stockMove  { return stockMove{Total: d, Available: d} }      // restock or shrink
+func take(q int) stockMove    { return stockMove{Available: -q, Reserved: q} } // an order reserves
+func release(q int) stockMove { return stockMove{Available: q, Reserved: -q} } // an unpaid order gives back
+func sell(q int) stockMove    { return stockMove{Reserved: -q, Sold: q} }      // a payment confirms
+func adjust(d int) stockMove  { return stockMove{Total: d, Available: d} }     // restock or shrink
 
 // stockRow is an inventory row read with its drop in one statement.
 type stockRow struct {

@@ -382,7 +382,9 @@ func TestDropLists(t *testing.T) {
 	byCreator := walk(func(p store.PageArgs) (store.Page[domain.Drop], error) {
 		return w.DB.DropsByCreator(ctx, w.Creator.ID, nil, p)
 	})
-	byProduct := walk(func(p store.PageArgs) (store.Page[domain.Drop], error) { return w.DB.DropsByProduct(ctx, w.Product.ID, p) })
+	byProduct := walk(func(p store.PageArgs) (store.Page[domain.Drop], error) {
+		return w.DB.DropsByProduct(ctx, w.Product.ID, p)
+	})
 	if fmtIDs(byCreator) != fmtIDs(all) || fmtIDs(byProduct) != fmtIDs(all) {
 		t.Fatalf("by creator %v, by product %v, all %v", byCreator, byProduct, all)
 	}

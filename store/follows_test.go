@@ -144,36 +144,35 @@ func TestConcurrentFollowsBySameUser(t *testing.T) {
 	}
 }
 
-// walkFollowers pages through all followers of c, forward or backward, and
-// returns their ids in connection order; between pages it calls between.
-func walkFollowers(t *testing.T, db *store.DB, creatorID int64, size int, back bool, between func()) []int64 {
+// walk pages through a whole connection, forward (first/after) or backward
+// (last/before), checking the pageInfo flags, and returns the item ids in
+// connection order; between, if set, runs between pages.
+func walk[T any](t *testing.T, size int, back bool, fetch func(store.PageArgs) (store.Page[T], error), id func(T) int64, between func()) []int64 {
 	t.Helper()
 	p := pageFrom(t, nil, nil, size)
 	p.Back = back
 	var got []int64
 	for pages := 0; ; pages++ {
-		pg, err := db.Followers(context.Background(), creatorID, p)
+		pg, err := fetch(p)
 		if err != nil {
 			t.Fatal(err)
 		}
 		ids := make([]int64, len(pg.Items))
-		for i, u := range pg.Items {
-			ids[i] = u.ID
+		for i, it := range pg.Items {
+			ids[i] = id(it)
 		}
-		last := !pg.HasNext
+		// Toward the walk's end and back toward its start, in its direction.
+		more, behind := pg.HasNext, pg.HasPrev
 		if back {
-			last = !pg.HasPrev
+			more, behind = pg.HasPrev, pg.HasNext
 			got = append(ids, got...)
-			if pg.HasNext != (pages > 0) {
-				t.Fatalf("backward page %d: HasNext = %v", pages, pg.HasNext)
-			}
 		} else {
 			got = append(got, ids...)
-			if pg.HasPrev != (pages > 0) {
-				t.Fatalf("forward page %d: HasPrev = %v", pages, pg.HasPrev)
-			}
 		}
-		if last {
+		if behind != (pages > 0) {
+			t.Fatalf("page %d (back=%v): flag toward the start = %v", pages, back, behind)
+		}
+		if !more {
 			return got
 		}
 		if between != nil {
@@ -185,6 +184,15 @@ func walkFollowers(t *testing.T, db *store.DB, creatorID int64, size int, back b
 			p = pageFrom(t, &pg.Cursors[len(pg.Cursors)-1], nil, size)
 		}
 	}
+}
+
+// walkFollowers walks the followers connection of a creator.
+func walkFollowers(t *testing.T, db *store.DB, creatorID int64, size int, back bool, between func()) []int64 {
+	t.Helper()
+	fetch := func(p store.PageArgs) (store.Page[domain.User], error) {
+		return db.Followers(context.Background(), creatorID, p)
+	}
+	return walk(t, size, back, fetch, func(u domain.User) int64 { return u.ID }, between)
 }
 
 func TestFollowersPages(t *testing.T) {
@@ -302,36 +310,17 @@ func TestFollowingPages(t *testing.T) {
 	}
 	assertIDs(t, all, want) // the clock ticks between follows: no ties here
 
-	for _, back := range []bool{false, true} {
-		p := pageFrom(t, nil, nil, 3)
-		p.Back = back
-		var got []int64
-		for {
-			pg, err := db.Following(ctx, fan.ID, p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var ids []int64
-			for _, c := range pg.Items {
-				if c.Handle == "" || c.FollowerCount != 1 {
-					t.Fatalf("creator %+v", c)
-				}
-				ids = append(ids, c.ID)
-			}
-			if back {
-				got = append(ids, got...)
-				if !pg.HasPrev {
-					break
-				}
-				p = pageFrom(t, nil, &pg.Cursors[0], 3)
-			} else {
-				got = append(got, ids...)
-				if !pg.HasNext {
-					break
-				}
-				p = pageFrom(t, &pg.Cursors[len(pg.Cursors)-1], nil, 3)
+	fetch := func(p store.PageArgs) (store.Page[domain.Creator], error) {
+		pg, err := db.Following(ctx, fan.ID, p)
+		for _, c := range pg.Items {
+			if c.Handle == "" || c.FollowerCount != 1 {
+				t.Fatalf("creator %+v", c)
 			}
 		}
+		return pg, err
+	}
+	for _, back := range []bool{false, true} {
+		got := walk(t, 3, back, fetch, func(c domain.Creator) int64 { return c.ID }, nil)
 		assertIDs(t, got, want)
 	}
 }

@@ -209,7 +209,12 @@ func (c *Consumer) Run(ctx context.Context) error {
 				c.commit()
 				return fmt.Errorf("events: consumer %s: %w", c.name, e)
 			}
-			c.log.Warn("kafka consumer: error", "consumer", c.name, "err", e)
+			if e.Code() == kafka.ErrTransport {
+				// librdkafka's own log line already reports the connection failure.
+				c.log.Debug("kafka consumer: error", "consumer", c.name, "err", e)
+			} else {
+				c.log.Warn("kafka consumer: error", "consumer", c.name, "err", e)
+			}
 		}
 		if time.Since(lastCommit) >= commitInterval {
 			c.commit()

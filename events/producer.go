@@ -80,9 +80,13 @@ func (p *Producer) watch(evs <-chan kafka.Event) {
 	for ev := range evs {
 		switch e := ev.(type) {
 		case kafka.Error:
-			if e.IsFatal() {
+			switch {
+			case e.IsFatal():
 				p.log.Error("kafka producer: fatal error; it will be replaced", "err", e)
-			} else {
+			case e.Code() == kafka.ErrTransport:
+				// librdkafka's own log line already reports the connection failure.
+				p.log.Debug("kafka producer: error", "err", e)
+			default:
 				p.log.Warn("kafka producer: error", "err", e)
 			}
 		case *kafka.Message:

@@ -113,6 +113,10 @@ func (r *Relay) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-listener.Notify: // nil after a reconnect: a notification may have been missed, so look anyway
+			// One drain covers every insert notified so far.
+			for len(listener.Notify) > 0 {
+				<-listener.Notify
+			}
 		case <-poll.C:
 		}
 	}

@@ -13,7 +13,12 @@ import (
 // partition count would move keys and break per-drop order. The replication
 // factor is the cluster's default.
 func EnsureTopic(ctx context.Context, brokers, topic string, partitions int) error {
-	admin, err := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": brokers, "client.id": "livedrops"})
+	admin, err := kafka.NewAdminClient(&kafka.ConfigMap{
+		"bootstrap.servers": brokers,
+		"client.id":         "livedrops",
+		// The admin client cannot forward its logs to slog; keep stderr to warnings.
+		"log_level": 4,
+	})
 	if err != nil {
 		return fmt.Errorf("events: create admin client for %s: %w", brokers, err)
 	}

@@ -145,3 +145,6 @@ func tail(path string, n int) string {
 
 // Tail returns the last n lines of the server's log.
 func (s *Server) Tail(n int) string { return tail(s.LogPath, n) }
+
+// PID is the server's process id.
+func (s *Server) PID() int { return s.cmd.Process.Pid }

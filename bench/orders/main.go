@@ -1,0 +1,381 @@
+// Command orders is the orders stampede benchmark (`make bench-orders`).
+//
+// It boots the built server as a process of its own on the real services,
+// with a fresh database, Redis prefix and Kafka topic; sends every buyer at
+// one live drop through GraphQL over a fixed pool of keep-alive connections,
+// with some buyers retrying with the same idempotency key; checks in
+// PostgreSQL that nothing was oversold or ordered twice; and measures, in the
+// same run, the raw ceiling: the order's bare conditional update and insert
+// sent straight to PostgreSQL at the same concurrency. It prints the figures
+// of each round and their medians; the last line is machine-readable.
+//
+// It exits 1 when anything was oversold or ordered twice, or the run broke
+// (a failed answer, a drop not sold out, a server that died); missed
+// performance targets are printed as FAIL but do not change the exit code.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	mrand "math/rand/v2"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"syscall"
+	"time"
+
+	"livedrops/bench/internal/ceiling"
+	"livedrops/bench/internal/gql"
+	"livedrops/bench/internal/ledger"
+	"livedrops/bench/internal/measure"
+	"livedrops/bench/internal/sandbox"
+	"livedrops/bench/internal/serverproc"
+	"livedrops/store"
+)
+
+// Targets the figures are judged against.
+const (
+	targetRatio        = 0.5
+	targetSoldOutP99Ms = 20.0
+)
+
+type options struct {
+	serverBin    string
+	logDir       string
+	buyers       int
+	stock        int
+	perUserLimit int
+	retryPercent int
+	conns        int
+	rounds       int
+	seed         uint64
+	orderRate    int
+	logLevel     string
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.serverBin, "server", ".data/bin/livedrops", "the built server binary")
+	flag.StringVar(&o.logDir, "logs", ".data/bench", "directory for the server's log")
+	flag.IntVar(&o.buyers, "buyers", 20000, "buyers sent at each drop, one order of quantity 1 each")
+	flag.IntVar(&o.stock, "stock", 5000, "units in each drop")
+	// Above 1 on purpose: a second order for one buyer must be refused by
+	// idempotency, not hidden by the per-user limit.
+	flag.IntVar(&o.perUserLimit, "per-user-limit", 2, "units one buyer may hold in a drop")
+	flag.IntVar(&o.retryPercent, "retry-percent", 10, "percent of buyers who send their request again with the same key")
+	flag.IntVar(&o.conns, "conns", 64, "concurrent connections, to the server and to PostgreSQL for the raw ceiling")
+	flag.IntVar(&o.rounds, "rounds", 3, "rounds, each on a fresh drop")
+	flag.Uint64Var(&o.seed, "seed", 0, "seed of the buyers' order and of who retries (0: random)")
+	flag.IntVar(&o.orderRate, "order-rate", 1_000_000, "ORDER_RATE_PER_MINUTE given to the server, high enough not to interfere")
+	flag.StringVar(&o.logLevel, "log-level", "warn", "LOG_LEVEL given to the server")
+	flag.Parse()
+	if o.seed == 0 {
+		o.seed = mrand.Uint64()
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, o, os.Stdout))
+}
+
+// run runs the benchmark and returns the exit code.
+func run(ctx context.Context, o options, out io.Writer) int {
+	b := &bench{o: o, out: out}
+	err := b.run(ctx)
+	if cerr := b.cleanup(); cerr != nil {
+		fmt.Fprintln(os.Stderr, "bench-orders: cleanup:", cerr)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench-orders: the run broke:", err)
+		return 1
+	}
+	return b.verdict()
+}
+
+// bench is one run: its sandbox, server and figures.
+type bench struct {
+	o      options
+	out    io.Writer
+	box    *sandbox.Sandbox
+	db     *store.DB
+	server *serverproc.Server
+	client *gql.Client
+	buyers []sandbox.Buyer
+	seller *seller
+
+	graphql []roundFigures
+	raw     []roundFigures
+}
+
+func (b *bench) printf(format string, args ...any) { fmt.Fprintf(b.out, format, args...) }
+
+func (b *bench) run(ctx context.Context) error {
+	o := b.o
+	if o.buyers < 1 || o.stock < 1 || o.conns < 1 || o.rounds < 1 || o.perUserLimit < 1 ||
+		o.retryPercent < 0 || o.retryPercent > 100 {
+		return errors.New("buyers, stock, conns, rounds and per-user-limit must be positive, retry-percent 0 to 100")
+	}
+	if _, err := os.Stat(o.serverBin); err != nil {
+		return fmt.Errorf("server binary %s: %w (build it with `go build -o %s .`)", o.serverBin, err, o.serverBin)
+	}
+	b.header()
+
+	var err error
+	if b.box, err = sandbox.New(ctx, sandbox.ServicesFromEnv()); err != nil {
+		return err
+	}
+	if b.db, err = store.Open(ctx, b.box.DatabaseURL); err != nil {
+		return err
+	}
+	b.db.SetMaxOpenConns(4) // the benchmark's own reads; the load has its own pools
+	if err := b.db.Migrate(); err != nil {
+		return err
+	}
+	started := time.Now()
+	if b.buyers, err = b.box.AddBuyers(ctx, b.db.DB.DB, o.buyers); err != nil {
+		return err
+	}
+	b.printf("setup      database %s, Redis prefix %s, Kafka topic %s; %d buyers with tokens in %.1fs\n",
+		b.box.Name, b.box.RedisPrefix, b.box.KafkaTopic, len(b.buyers), time.Since(started).Seconds())
+
+	if err := b.startServer(ctx); err != nil {
+		return err
+	}
+	b.client = gql.New(b.server.URL+"/query", o.conns)
+	if b.seller, err = provisionSeller(ctx, b.client, randomHex(16)); err != nil {
+		return err
+	}
+
+	rng := mrand.New(mrand.NewPCG(o.seed, o.seed>>1|1))
+	for r := 1; r <= o.rounds; r++ {
+		f, err := b.graphqlRound(ctx, r, rng)
+		if err != nil {
+			return fmt.Errorf("GraphQL round %d: %w", r, err)
+		}
+		b.graphql = append(b.graphql, f)
+		b.printRound("graphql", r, f)
+	}
+
+	// The raw ceiling runs with the server stopped: PostgreSQL gets the
+	// machine the server had, and the server's idle pool does not count
+	// against max_connections next to the ceiling's.
+	rawDrops := make([]int64, o.rounds)
+	for r := range rawDrops {
+		if _, rawDrops[r], err = b.seller.liveDrop(ctx, b.client, fmt.Sprintf("Raw ceiling %d", r+1), o.stock, o.perUserLimit); err != nil {
+			return err
+		}
+	}
+	b.client.Close()
+	if err := b.stopServer(); err != nil {
+		return err
+	}
+	buyerIDs := make([]int64, len(b.buyers))
+	for i, by := range b.buyers {
+		buyerIDs[i] = by.ID
+	}
+	for r := 1; r <= o.rounds; r++ {
+		f, err := b.rawRound(ctx, r, rawDrops[r-1], buyerIDs)
+		if err != nil {
+			return fmt.Errorf("raw round %d: %w", r, err)
+		}
+		b.raw = append(b.raw, f)
+		b.printRound("raw sql", r, f)
+	}
+	b.summary()
+	return nil
+}
+
+func (b *bench) header() {
+	o := b.o
+	b.printf("orders stampede benchmark (make bench-orders)\n")
+	b.printf("machine    %d CPU cores shared by everything: the server, this load generator, PostgreSQL, Redis,\n", runtime.NumCPU())
+	b.printf("           the Kafka broker and the S3 server. Figures are this machine's, not a capacity claim.\n")
+	b.printf("load       %d buyers at one LIVE drop of %d units (per-user limit %d, quantity 1 each); %d%% of buyers\n",
+		o.buyers, o.stock, o.perUserLimit, o.retryPercent)
+	b.printf("           send the same request again with the same key (half concurrently, half right after);\n")
+	b.printf("           %d keep-alive HTTP connections; %d rounds, a fresh drop each; seed %d\n", o.conns, o.rounds, o.seed)
+	b.printf("raw        ceiling: UPDATE inventory ... WHERE available >= 1 + INSERT INTO orders in one transaction,\n")
+	b.printf("           %d attempts from %d PostgreSQL connections against %d units, server stopped\n", o.buyers, o.conns, o.stock)
+	b.printf("accepted   = orders created (PENDING_PAYMENT); accepted/s = accepted / (first request .. last new order answered)\n")
+}
+
+func (b *bench) startServer(ctx context.Context) error {
+	if err := os.MkdirAll(b.o.logDir, 0o755); err != nil {
+		return fmt.Errorf("create log directory: %w", err)
+	}
+	addr, err := serverproc.FreeAddr()
+	if err != nil {
+		return err
+	}
+	env := append(b.box.ServerEnv(addr),
+		fmt.Sprintf("ORDER_RATE_PER_MINUTE=%d", b.o.orderRate),
+		"LOG_LEVEL="+b.o.logLevel,
+		"DATA_DIR="+filepath.Join(b.o.logDir, b.box.Name),
+	)
+	logPath := filepath.Join(b.o.logDir, b.box.Name+".server.log")
+	started := time.Now()
+	if b.server, err = serverproc.Start(ctx, b.o.serverBin, addr, env, logPath, 90*time.Second); err != nil {
+		return err
+	}
+	b.printf("server     %s (pid %d) on %s, ready in %.1fs; SEED=false ORDER_RATE_PER_MINUTE=%d LOG_LEVEL=%s; log %s\n",
+		b.o.serverBin, b.server.PID(), addr, time.Since(started).Seconds(), b.o.orderRate, b.o.logLevel, logPath)
+	return nil
+}
+
+func (b *bench) stopServer() error {
+	if b.server == nil {
+		return nil
+	}
+	s := b.server
+	b.server = nil
+	if err := s.Stop(20 * time.Second); err != nil {
+		return fmt.Errorf("%w\n--- end of %s ---\n%s", err, s.LogPath, s.Tail(20))
+	}
+	return nil
+}
+
+func (b *bench) cleanup() error {
+	var errs []error
+	if b.client != nil {
+		b.client.Close()
+	}
+	if err := b.stopServer(); err != nil {
+		errs = append(errs, err)
+	}
+	if b.db != nil {
+		b.db.Close()
+	}
+	if b.box != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := b.box.Close(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// warm opens every connection and sends a few authenticated reads through
+// them before the clock starts, so a round measures orders, not handshakes
+// or cold caches.
+func (b *bench) warm(ctx context.Context) error {
+	errs := make(chan error, b.o.conns)
+	for w := range b.o.conns {
+		go func() {
+			var err error
+			for i := range 3 {
+				by := b.buyers[(w*3+i)%len(b.buyers)]
+				if e := b.client.Do(ctx, by.Token, `{ viewer { id } }`, nil, nil); e != nil && err == nil {
+					err = fmt.Errorf("warm-up query: %w", e)
+				}
+			}
+			errs <- err
+		}()
+	}
+	var all []error
+	for range b.o.conns {
+		all = append(all, <-errs)
+	}
+	return errors.Join(all...)
+}
+
+func (b *bench) graphqlRound(ctx context.Context, r int, rng *mrand.Rand) (roundFigures, error) {
+	dropGID, dropID, err := b.seller.liveDrop(ctx, b.client, fmt.Sprintf("Stampede %d", r), b.o.stock, b.o.perUserLimit)
+	if err != nil {
+		return roundFigures{}, err
+	}
+	if err := b.warm(ctx); err != nil {
+		return roundFigures{}, err
+	}
+	jobs := plan(len(b.buyers), b.o.retryPercent, rng)
+	before := sampleCPU(b.server.PID())
+	answers := stampede(ctx, b.client, b.buyers, dropGID, fmt.Sprintf("r%d-", r), jobs, b.o.conns)
+	cpu, cpuOK := sampleCPU(b.server.PID()).since(before)
+	if ctx.Err() != nil {
+		return roundFigures{}, ctx.Err()
+	}
+	if b.server.Exited() {
+		return roundFigures{}, fmt.Errorf("the server died during the round:\n%s", b.server.Tail(20))
+	}
+	f, err := b.judge(ctx, answers, dropID, orderGID)
+	if err != nil {
+		return f, err
+	}
+	f.Retries = checkRetries(answers)
+	f.CPU, f.CPUOK = cpu, cpuOK
+	// The relay publishes the round's events after the last answer; the next
+	// round starts once it is done, so rounds do not overlap.
+	f.Drain, f.Drained, err = b.waitOutbox(ctx, 60*time.Second)
+	return f, err
+}
+
+func (b *bench) rawRound(ctx context.Context, r int, dropID int64, buyerIDs []int64) (roundFigures, error) {
+	answers, err := ceiling.Run(ctx, b.box.DatabaseURL, ceiling.Config{
+		DropID: dropID, Buyers: buyerIDs, Attempts: b.o.buyers, Concurrency: b.o.conns,
+		KeyPrefix: fmt.Sprintf("raw%d-", r), PriceCents: b.seller.PriceCents, Currency: b.seller.Currency,
+	})
+	if err != nil {
+		return roundFigures{}, err
+	}
+	return b.judge(ctx, answers, dropID, rawID)
+}
+
+// judge tallies a round's answers and checks them against PostgreSQL.
+func (b *bench) judge(ctx context.Context, answers []measure.Answer, dropID int64,
+	decode func(string) (int64, error)) (roundFigures, error) {
+	f := roundFigures{Round: measure.Tally(answers), DropID: dropID}
+	l, err := ledger.Read(ctx, b.db.DB.DB, dropID)
+	if err != nil {
+		return f, err
+	}
+	f.Ledger = l
+	answered, undecodable := orderKeys(answers, decode)
+	f.Phantoms = len(undecodable)
+	for id := range answered {
+		if !l.OrderIDs[id] {
+			f.Phantoms++
+		}
+	}
+	for id := range l.OrderIDs {
+		if !answered[id] {
+			f.Unanswered++
+		}
+	}
+	return f, nil
+}
+
+// waitOutbox waits until every outbox event is published, up to limit.
+func (b *bench) waitOutbox(ctx context.Context, limit time.Duration) (time.Duration, bool, error) {
+	start := time.Now()
+	for {
+		var pending int
+		if err := b.db.QueryRowContext(ctx, `SELECT count(*) FROM outbox WHERE published_at IS NULL`).Scan(&pending); err != nil {
+			return 0, false, fmt.Errorf("count unpublished outbox events: %w", err)
+		}
+		if pending == 0 {
+			return time.Since(start), true, nil
+		}
+		if time.Since(start) > limit {
+			return time.Since(start), false, nil
+		}
+		select {
+		case <-ctx.Done():
+			return 0, false, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(fmt.Sprintf("read random bytes: %v", err))
+	}
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"math/rand/v2"
+	"regexp"
+	"testing"
+	"time"
+
+	"livedrops/bench/internal/measure"
+)
+
+func TestPlan(t *testing.T) {
+	const buyers, pct = 1000, 10
+	jobs := plan(buyers, pct, rand.New(rand.NewPCG(1, 2)))
+	if len(jobs) != buyers+buyers*pct/100/2 {
+		t.Fatalf("%d jobs, want every buyer once plus one twin copy per twin buyer (%d)", len(jobs), buyers+50)
+	}
+	seen := map[int]int{}
+	kinds := map[retryKind]int{}
+	for i, j := range jobs {
+		seen[j.buyer]++
+		if !j.second {
+			kinds[j.kind]++
+		}
+		if j.second && (i == 0 || jobs[i-1].buyer != j.buyer || jobs[i-1].kind != twin) {
+			t.Errorf("twin copy of buyer %d at %d is not right after its first request", j.buyer, i)
+		}
+	}
+	if len(seen) != buyers {
+		t.Errorf("%d distinct buyers, want %d", len(seen), buyers)
+	}
+	if kinds[twin] != 50 || kinds[after] != 50 || kinds[once] != 900 {
+		t.Errorf("kinds = %v, want 50 twins, 50 after, 900 once", kinds)
+	}
+	// The retrying buyers are spread through the queue, not bunched at its head.
+	firstRetry, lastRetry := -1, -1
+	for i, j := range jobs {
+		if j.kind != once {
+			if firstRetry < 0 {
+				firstRetry = i
+			}
+			lastRetry = i
+		}
+	}
+	if firstRetry > len(jobs)/4 || lastRetry < len(jobs)*3/4 {
+		t.Errorf("retries span jobs %d..%d of %d", firstRetry, lastRetry, len(jobs))
+	}
+	if n := len(plan(10, 0, rand.New(rand.NewPCG(1, 2)))); n != 10 {
+		t.Errorf("no retries: %d jobs, want 10", n)
+	}
+}
+
+func TestCheckRetries(t *testing.T) {
+	now := time.Now()
+	a := func(buyer int, o measure.Outcome, id string, retry bool) measure.Answer {
+		return measure.Answer{Buyer: buyer, Outcome: o, OrderID: id, Retry: retry, Sent: now, Done: now}
+	}
+	c := checkRetries([]measure.Answer{
+		a(0, measure.Ordered, "x", false), a(0, measure.Ordered, "x", true), // same order: fine
+		a(1, measure.Ordered, "y", false), a(1, measure.Ordered, "z", true), // two orders: a duplicate
+		a(2, measure.Ordered, "w", false), a(2, measure.SoldOut, "", true), // told sold out beside its order
+		a(3, measure.SoldOut, "", false), a(3, measure.SoldOut, "", true),
+		a(4, measure.Ordered, "v", false), // no retry
+	})
+	want := retryCheck{Pairs: 4, DifferentOrders: 1, SoldOutBesideOrder: 1}
+	if c != want {
+		t.Errorf("checkRetries = %+v, want %+v", c, want)
+	}
+}
+
+func TestLastLineFormat(t *testing.T) {
+	got := lastLine(1234.4, 3000.6, 0.411, 7.25, 0, 2)
+	want := "orders: accepted_per_s=1234 raw_ceiling_per_s=3001 ratio=0.41 soldout_p99_ms=7.2 oversold=0 duplicates=2"
+	if got != want {
+		t.Errorf("lastLine = %q, want %q", got, want)
+	}
+	re := regexp.MustCompile(`^orders: accepted_per_s=\d+ raw_ceiling_per_s=\d+ ratio=[\d.]+ soldout_p99_ms=[\d.]+ oversold=\d+ duplicates=\d+$`)
+	if !re.MatchString(got) {
+		t.Errorf("lastLine %q does not parse", got)
+	}
+}

@@ -2,6 +2,7 @@ package events
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -69,6 +70,11 @@ func NewRelay(db *store.DB, listenURL string, p *Producer, topic string, log *sl
 // down) are logged, counted and retried with backoff; the events wait in the
 // outbox meanwhile and go out in order once publishing works again.
 func (r *Relay) Run(ctx context.Context) error {
+	if r.BatchSize <= 0 || r.PollInterval <= 0 || r.MaxBackoff <= 0 || r.LagInterval <= 0 ||
+		(r.PruneAfter > 0 && r.PruneInterval <= 0) {
+		return fmt.Errorf("events: relay: batch size and intervals must be positive (%d, %v, %v, %v, %v)",
+			r.BatchSize, r.PollInterval, r.MaxBackoff, r.LagInterval, r.PruneInterval)
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	listener := pq.NewListener(r.listenURL, 100*time.Millisecond, 5*time.Second, func(ev pq.ListenerEventType, err error) {
 		if err != nil {

@@ -35,6 +35,10 @@ const relayLockKey int64 = 0x6c646f7574626f78
 // lock makes the other relays hot spares that take over within one poll once
 // the active one's transaction ends. One relay suffices: the broker, not this
 // loop, is the bottleneck, and batches amortise the round trips.
+// Outbox ids follow commit order per key only where writers insert a key's
+// events after taking a row lock that serialises that key's changes (the
+// drop's or its inventory's row): a lower id committed later is published
+// after the higher one.
 func (db *DB) ClaimOutbox(ctx context.Context, limit int, publish func([]domain.Event) error) (n int, err error) {
 	if limit <= 0 {
 		return 0, fmt.Errorf("store: claim outbox: limit must be positive, got %d", limit)

@@ -79,16 +79,7 @@ type Consumer struct {
 // that has committed nothing yet starts at the beginning of the topic, so no
 // event published before its first start is lost.
 func NewGroupConsumer(brokers, group, topic string, handle Handler, log *slog.Logger) (*Consumer, error) {
-	kc, err := kafka.NewConsumer(&kafka.ConfigMap{
-		"bootstrap.servers":        brokers,
-		"client.id":                "livedrops",
-		"group.id":                 group,
-		"enable.auto.commit":       false,
-		"enable.auto.offset.store": false,
-		"auto.offset.reset":        "earliest",
-		"reconnect.backoff.max.ms": 2000,
-		"go.logs.channel.enable":   true,
-	})
+	kc, err := kafka.NewConsumer(consumerConfig(brokers, group, "earliest"))
 	if err != nil {
 		return nil, fmt.Errorf("events: create consumer in group %s for %s: %w", group, brokers, err)
 	}
@@ -110,17 +101,8 @@ func NewTailConsumer(brokers, topic string, handle Handler, log *slog.Logger) (*
 	// librdkafka wants a group id even for assigned partitions; this one is
 	// never joined nor committed to, so it leaves nothing on the broker.
 	group := "livedrops-tail-" + host + "-" + hex.EncodeToString(suffix)
-	kc, err := kafka.NewConsumer(&kafka.ConfigMap{
-		"bootstrap.servers":        brokers,
-		"client.id":                "livedrops",
-		"group.id":                 group,
-		"enable.auto.commit":       false,
-		"enable.auto.offset.store": false,
-		// Only for an offset gone out of range (retention): stay live.
-		"auto.offset.reset":        "latest",
-		"reconnect.backoff.max.ms": 2000,
-		"go.logs.channel.enable":   true,
-	})
+	// "latest" only for an offset gone out of range (retention): stay live.
+	kc, err := kafka.NewConsumer(consumerConfig(brokers, group, "latest"))
 	if err != nil {
 		return nil, fmt.Errorf("events: create tail consumer for %s: %w", brokers, err)
 	}
@@ -130,6 +112,22 @@ func NewTailConsumer(brokers, topic string, handle Handler, log *slog.Logger) (*
 		return nil, err
 	}
 	return c, nil
+}
+
+// consumerConfig is the configuration both kinds share: offsets are stored by
+// the code once an event is handled and committed by it, never automatically.
+func consumerConfig(brokers, group, reset string) *kafka.ConfigMap {
+	return &kafka.ConfigMap{
+		"bootstrap.servers":        brokers,
+		"client.id":                "livedrops",
+		"group.id":                 group,
+		"enable.auto.commit":       false,
+		"enable.auto.offset.store": false,
+		"auto.offset.reset":        reset,
+		// Come back quickly once a broker returns after an outage.
+		"reconnect.backoff.max.ms": 2000,
+		"go.logs.channel.enable":   true,
+	}
 }
 
 func newConsumer(kc *kafka.Consumer, topic string, group bool, name string, handle Handler, log *slog.Logger) *Consumer {

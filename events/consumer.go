@@ -187,6 +187,10 @@ func (c *Consumer) Run(ctx context.Context) error {
 	lastCommit := time.Now()
 	failures := 0
 	for ctx.Err() == nil {
+		if time.Since(lastCommit) >= commitInterval {
+			c.commit()
+			lastCommit = time.Now()
+		}
 		switch e := c.kc.Poll(int(pollTimeout / time.Millisecond)).(type) {
 		case *kafka.Message:
 			if e.TopicPartition.Error != nil {
@@ -214,10 +218,6 @@ func (c *Consumer) Run(ctx context.Context) error {
 				c.log.Warn("kafka consumer: error", "consumer", c.name, "err", e)
 			}
 		}
-		if time.Since(lastCommit) >= commitInterval {
-			c.commit()
-			lastCommit = time.Now()
-		}
 	}
 	c.commit()
 	return nil
@@ -231,19 +231,19 @@ func (c *Consumer) process(ctx context.Context, m *kafka.Message) error {
 		consumerPoison.WithLabelValues(c.name).Inc()
 		c.log.Error("kafka consumer: skipping a message that is not an event envelope",
 			"consumer", c.name, "partition", m.TopicPartition.Partition, "offset", m.TopicPartition.Offset, "err", err)
-		c.done1(m)
+		c.markDone(m)
 		return nil
 	}
 	if err := c.handle(ctx, ev); err != nil {
 		return err
 	}
 	consumerHandled.WithLabelValues(c.name).Inc()
-	c.done1(m)
+	c.markDone(m)
 	return nil
 }
 
-// done1 stores the offset after m, to be committed with the next commit.
-func (c *Consumer) done1(m *kafka.Message) {
+// markDone stores the offset after m, to be committed with the next commit.
+func (c *Consumer) markDone(m *kafka.Message) {
 	if !c.group {
 		return
 	}

@@ -1,0 +1,247 @@
+// Package loaders holds the per-request dataloaders: every by-id read of a
+// GraphQL request is collected for a moment and answered by one
+// `WHERE id = ANY($1)` query, through the Redis cache where the value may be
+// cached, so the number of SQL queries does not grow with a list's length.
+package loaders
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/graph-gophers/dataloader/v7"
+
+	"livedrops/cache"
+	"livedrops/domain"
+	"livedrops/store"
+)
+
+// Batching: a loader waits Wait after its first key for more keys, and sends
+// a batch at once when it holds MaxBatch keys.
+const (
+	Wait     = 2 * time.Millisecond
+	MaxBatch = 100
+)
+
+// Option changes how New's loaders batch.
+type Option func(*settings)
+
+type settings struct{ wait time.Duration }
+
+// WithWait makes the loaders wait d (instead of Wait) for more keys.
+func WithWait(d time.Duration) Option { return func(s *settings) { s.wait = d } }
+
+// Loaders are one request's (or one subscription's) dataloaders. A missing
+// row loads as nil without error, so node(id) of an unknown id is null.
+type Loaders struct {
+	Users          *dataloader.Loader[int64, *domain.User]
+	Creators       *dataloader.Loader[int64, *domain.Creator]
+	CreatorByUser  *dataloader.Loader[int64, *domain.Creator] // by user id
+	Products       *dataloader.Loader[int64, *domain.Product]
+	Media          *dataloader.Loader[int64, *domain.Media]
+	MediaByProduct *dataloader.Loader[int64, []*domain.Media] // oldest first
+	// Drops, Stocks and PaymentByOrder change with every sale or transition,
+	// so they are batched but never cached in Redis.
+	Drops          *dataloader.Loader[int64, *domain.Drop]
+	Stocks         *dataloader.Loader[int64, *domain.Stock] // by drop id
+	PaymentByOrder *dataloader.Loader[int64, *domain.Payment]
+	// ViewerFollows says whether the context's viewer follows each creator id
+	// (false for an anonymous viewer).
+	ViewerFollows *dataloader.Loader[int64, bool]
+}
+
+// New returns fresh loaders reading db through c (nil c: no Redis).
+//
+// To add a loader: a field above, then one line here: cached(...) for a row
+// that writes evict from Redis (add its kind to package cache), direct(...)
+// for one read straight from the store.
+func New(db *store.DB, c *cache.Cache, opts ...Option) *Loaders {
+	set := settings{wait: Wait}
+	for _, o := range opts {
+		o(&set)
+	}
+	w := set.wait
+	l := &Loaders{
+		Users:          cached(w, c, cache.KindUser, db.UsersByIDs, func(u *domain.User) int64 { return u.ID }),
+		Creators:       cached(w, c, cache.KindCreator, db.CreatorsByIDs, func(c *domain.Creator) int64 { return c.ID }),
+		Products:       cached(w, c, cache.KindProduct, db.ProductsByIDs, func(p *domain.Product) int64 { return p.ID }),
+		Media:          cached(w, c, cache.KindMedia, db.MediaByIDs, func(m *domain.Media) int64 { return m.ID }),
+		Drops:          direct(w, db.DropsByIDs, func(d *domain.Drop) int64 { return d.ID }),
+		Stocks:         direct(w, db.StocksByDropIDs, func(s *domain.Stock) int64 { return s.DropID }),
+		PaymentByOrder: direct(w, db.PaymentsByOrderIDs, func(p *domain.Payment) int64 { return p.OrderID }),
+	}
+	l.CreatorByUser = newLoader(w, func(ctx context.Context, userIDs []int64) (map[int64]*domain.Creator, error) {
+		return creatorsByUser(ctx, db, c, l.Creators, userIDs)
+	})
+	l.MediaByProduct = newLoader(w, func(ctx context.Context, productIDs []int64) (map[int64][]*domain.Media, error) {
+		lists, err := cache.GetMany(ctx, c, cache.KindProductMedia, productIDs, func(ctx context.Context, missing []int64) (map[int64][]domain.Media, error) {
+			found, err := db.MediaByProducts(ctx, missing)
+			if err != nil {
+				return nil, err
+			}
+			// A product without media is cached too: its list is known to be empty.
+			for _, id := range missing {
+				if found[id] == nil {
+					found[id] = []domain.Media{}
+				}
+			}
+			return found, nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		out := make(map[int64][]*domain.Media, len(lists))
+		for id, list := range lists {
+			ptrs := make([]*domain.Media, len(list))
+			for i := range list {
+				ptrs[i] = &list[i]
+			}
+			out[id] = ptrs
+		}
+		return out, nil
+	})
+	l.ViewerFollows = newLoader(w, func(ctx context.Context, creatorIDs []int64) (map[int64]bool, error) {
+		v := domain.ViewerFrom(ctx)
+		if v == nil {
+			return map[int64]bool{}, nil
+		}
+		return db.FollowsOf(ctx, v.UserID, creatorIDs)
+	})
+	return l
+}
+
+// creatorsByUser maps user ids to creator ids through Redis (the mapping
+// never changes once made), then loads the creators through their loader.
+func creatorsByUser(ctx context.Context, db *store.DB, c *cache.Cache, creators *dataloader.Loader[int64, *domain.Creator], userIDs []int64) (map[int64]*domain.Creator, error) {
+	fresh := map[int64]*domain.Creator{}
+	ids, err := cache.GetMany(ctx, c, cache.KindCreatorOfUser, userIDs, func(ctx context.Context, missing []int64) (map[int64]int64, error) {
+		found, err := db.CreatorByUserID(ctx, missing)
+		if err != nil {
+			return nil, err
+		}
+		out := make(map[int64]int64, len(found))
+		for i := range found {
+			out[found[i].UserID] = found[i].ID
+			fresh[found[i].UserID] = &found[i]
+		}
+		return out, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[int64]*domain.Creator, len(ids))
+	var userOf = map[int64]int64{}
+	var creatorIDs []int64
+	for userID, creatorID := range ids {
+		if cr, ok := fresh[userID]; ok {
+			// Read just now: prime the loader instead of reading it again.
+			creators.Prime(ctx, creatorID, cr)
+			out[userID] = cr
+			continue
+		}
+		userOf[creatorID] = userID
+		creatorIDs = append(creatorIDs, creatorID)
+	}
+	if len(creatorIDs) == 0 {
+		return out, nil
+	}
+	found, errs := creators.LoadMany(ctx, creatorIDs)()
+	for i, cr := range found {
+		if len(errs) > i && errs[i] != nil {
+			return nil, errs[i]
+		}
+		if cr != nil {
+			out[userOf[creatorIDs[i]]] = cr
+		}
+	}
+	return out, nil
+}
+
+// cached returns a loader of rows by id that reads Redis first and fills the
+// misses with one call of fetch.
+func cached[T any](wait time.Duration, c *cache.Cache, kind string, fetch func(context.Context, []int64) ([]T, error), id func(*T) int64) *dataloader.Loader[int64, *T] {
+	return newLoader(wait, func(ctx context.Context, ids []int64) (map[int64]*T, error) {
+		values, err := cache.GetMany(ctx, c, kind, ids, func(ctx context.Context, missing []int64) (map[int64]T, error) {
+			rows, err := fetch(ctx, missing)
+			if err != nil {
+				return nil, err
+			}
+			out := make(map[int64]T, len(rows))
+			for i := range rows {
+				out[id(&rows[i])] = rows[i]
+			}
+			return out, nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		out := make(map[int64]*T, len(values))
+		for k, v := range values {
+			out[k] = &v
+		}
+		return out, nil
+	})
+}
+
+// direct returns a loader of rows by id read with one call of fetch per batch.
+func direct[T any](wait time.Duration, fetch func(context.Context, []int64) ([]T, error), id func(*T) int64) *dataloader.Loader[int64, *T] {
+	return newLoader(wait, func(ctx context.Context, ids []int64) (map[int64]*T, error) {
+		rows, err := fetch(ctx, ids)
+		if err != nil {
+			return nil, err
+		}
+		out := make(map[int64]*T, len(rows))
+		for i := range rows {
+			out[id(&rows[i])] = &rows[i]
+		}
+		return out, nil
+	})
+}
+
+// newLoader turns a read of many keys into a dataloader: results in the
+// order of the keys, the zero value for a key the read did not return, and
+// the read's error for every key when it fails.
+func newLoader[V any](wait time.Duration, read func(context.Context, []int64) (map[int64]V, error)) *dataloader.Loader[int64, V] {
+	batch := func(ctx context.Context, keys []int64) []*dataloader.Result[V] {
+		found, err := read(ctx, keys)
+		out := make([]*dataloader.Result[V], len(keys))
+		for i, k := range keys {
+			if err != nil {
+				out[i] = &dataloader.Result[V]{Error: err}
+				continue
+			}
+			out[i] = &dataloader.Result[V]{Data: found[k]}
+		}
+		return out
+	}
+	return dataloader.NewBatchedLoader(batch,
+		dataloader.WithWait[int64, V](wait),
+		dataloader.WithBatchCapacity[int64, V](MaxBatch))
+}
+
+type ctxKey struct{}
+
+// WithLoaders returns ctx carrying l; subscriptions use it for their own set.
+func WithLoaders(ctx context.Context, l *Loaders) context.Context {
+	return context.WithValue(ctx, ctxKey{}, l)
+}
+
+// For returns the loaders of ctx. A context without them is a wiring bug
+// (the handler lacks Middleware), so it panics with a message saying so.
+func For(ctx context.Context) *Loaders {
+	l, ok := ctx.Value(ctxKey{}).(*Loaders)
+	if !ok {
+		panic("loaders: no loaders in the context; wrap the handler with loaders.Middleware or use WithLoaders")
+	}
+	return l
+}
+
+// Middleware gives every request fresh loaders, so nothing is shared (or
+// held stale) between requests.
+func Middleware(db *store.DB, c *cache.Cache) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			next.ServeHTTP(w, r.WithContext(WithLoaders(r.Context(), New(db, c))))
+		})
+	}
+}

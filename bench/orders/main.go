@@ -27,6 +27,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"syscall"
 	"time"
 
@@ -196,6 +197,12 @@ func (b *bench) header() {
 	b.printf("orders stampede benchmark (make bench-orders)\n")
 	b.printf("machine    %d CPU cores shared by everything: the server, this load generator, PostgreSQL, Redis,\n", runtime.NumCPU())
 	b.printf("           the Kafka broker and the S3 server. Figures are this machine's, not a capacity claim.\n")
+	if load, err := os.ReadFile("/proc/loadavg"); err == nil {
+		f := strings.Fields(string(load))
+		if len(f) >= 3 {
+			b.printf("           load average before the run %s %s %s (1/5/15 min): other work on the machine lowers every figure\n", f[0], f[1], f[2])
+		}
+	}
 	b.printf("load       %d buyers at one LIVE drop of %d units (per-user limit %d, quantity 1 each); %d%% of buyers\n",
 		o.buyers, o.stock, o.perUserLimit, o.retryPercent)
 	b.printf("           send the same request again with the same key (half concurrently, half right after);\n")

@@ -50,7 +50,7 @@ func (r *Resolver) node(ctx context.Context, gid string) (domain.Node, error) {
 		if v == nil {
 			return nil, nil
 		}
-		o, err := r.Orders.OrderFor(ctx, v.UserID, id)
+		o, err := r.OrderService.OrderFor(ctx, v.UserID, id)
 		if domain.ErrorCode(err) == domain.Forbidden || domain.ErrorCode(err) == domain.NotFound {
 			return nil, nil
 		}

@@ -13,9 +13,9 @@ import (
 
 // Resolver holds what every resolver needs.
 type Resolver struct {
-	DB       *store.DB
-	Accounts *accounts.Service
-	Catalog  *catalog.Service
-	Drops    *drops.Service
-	Orders   *orders.Service
+	DB           *store.DB
+	Accounts     *accounts.Service
+	Catalog      *catalog.Service
+	DropService  *drops.Service
+	OrderService *orders.Service
 }

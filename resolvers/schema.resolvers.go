@@ -181,7 +181,7 @@ func (r *mutationResolver) ScheduleDrop(ctx context.Context, input model.Schedul
 	if err != nil {
 		return nil, err
 	}
-	return r.Drops.Schedule(ctx, v.UserID, drops.ScheduleInput{
+	return r.DropService.Schedule(ctx, v.UserID, drops.ScheduleInput{
 		ProductID: id, Title: deref(input.Title), StartsAt: input.StartsAt, EndsAt: input.EndsAt,
 		Stock: input.Stock, PerUserLimit: input.PerUserLimit,
 	})
@@ -192,7 +192,7 @@ func (r *mutationResolver) StartDrop(ctx context.Context, id string) (*domain.Dr
 	if err != nil {
 		return nil, err
 	}
-	return r.Drops.Start(ctx, v.UserID, dropID)
+	return r.DropService.Start(ctx, v.UserID, dropID)
 }
 
 func (r *mutationResolver) EndDrop(ctx context.Context, id string) (*domain.Drop, error) {
@@ -200,7 +200,7 @@ func (r *mutationResolver) EndDrop(ctx context.Context, id string) (*domain.Drop
 	if err != nil {
 		return nil, err
 	}
-	return r.Drops.End(ctx, v.UserID, dropID)
+	return r.DropService.End(ctx, v.UserID, dropID)
 }
 
 func (r *mutationResolver) CancelDrop(ctx context.Context, id string) (*domain.Drop, error) {
@@ -208,7 +208,7 @@ func (r *mutationResolver) CancelDrop(ctx context.Context, id string) (*domain.D
 	if err != nil {
 		return nil, err
 	}
-	return r.Drops.Cancel(ctx, v.UserID, dropID)
+	return r.DropService.Cancel(ctx, v.UserID, dropID)
 }
 
 func (r *mutationResolver) Restock(ctx context.Context, input model.RestockInput) (*domain.Drop, error) {
@@ -216,7 +216,7 @@ func (r *mutationResolver) Restock(ctx context.Context, input model.RestockInput
 	if err != nil {
 		return nil, err
 	}
-	return r.Drops.Restock(ctx, v.UserID, dropID, input.Quantity)
+	return r.DropService.Restock(ctx, v.UserID, dropID, input.Quantity)
 }
 
 func (r *mutationResolver) PlaceOrder(ctx context.Context, input model.PlaceOrderInput) (*domain.Order, error) {
@@ -224,7 +224,7 @@ func (r *mutationResolver) PlaceOrder(ctx context.Context, input model.PlaceOrde
 	if err != nil {
 		return nil, err
 	}
-	return r.Orders.PlaceOrder(ctx, v.UserID, dropID, input.Quantity, input.IdempotencyKey)
+	return r.OrderService.PlaceOrder(ctx, v.UserID, dropID, input.Quantity, input.IdempotencyKey)
 }
 
 func (r *mutationResolver) PayOrder(ctx context.Context, input model.PayOrderInput) (*domain.Order, error) {
@@ -232,7 +232,7 @@ func (r *mutationResolver) PayOrder(ctx context.Context, input model.PayOrderInp
 	if err != nil {
 		return nil, err
 	}
-	return r.Orders.PayOrder(ctx, v.UserID, orderID, input.PaymentMethod)
+	return r.OrderService.PayOrder(ctx, v.UserID, orderID, input.PaymentMethod)
 }
 
 func (r *mutationResolver) CancelOrder(ctx context.Context, id string) (*domain.Order, error) {
@@ -240,7 +240,7 @@ func (r *mutationResolver) CancelOrder(ctx context.Context, id string) (*domain.
 	if err != nil {
 		return nil, err
 	}
-	return r.Orders.CancelOrder(ctx, v.UserID, orderID)
+	return r.OrderService.CancelOrder(ctx, v.UserID, orderID)
 }
 
 func (r *orderResolver) ID(ctx context.Context, obj *domain.Order) (string, error) {
@@ -394,7 +394,7 @@ func (r *userResolver) Orders(ctx context.Context, obj *domain.User, first *int,
 	if err != nil {
 		return nil, err
 	}
-	page, err := r.Orders.OrdersOfBuyer(ctx, obj.ID, p)
+	page, err := r.OrderService.OrdersOfBuyer(ctx, obj.ID, p)
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,311 @@
+// Command livedrops is the Live Drops server: one binary that serves the
+// GraphQL API (no arguments), applies migrations (`migrate`) or loads demo data
+// (`seed`).
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/redis/go-redis/v9"
+
+	"livedrops/accounts"
+	"livedrops/auth"
+	"livedrops/cache"
+	"livedrops/catalog"
+	"livedrops/config"
+	"livedrops/domain"
+	"livedrops/drops"
+	"livedrops/events"
+	"livedrops/graph"
+	"livedrops/httpapi"
+	"livedrops/internal/devstack"
+	"livedrops/loaders"
+	"livedrops/logging"
+	"livedrops/media"
+	"livedrops/metrics"
+	"livedrops/orders"
+	"livedrops/payments"
+	"livedrops/resolvers"
+	"livedrops/seed"
+	"livedrops/store"
+	"livedrops/web"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "livedrops:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string) error {
+	cfg, err := config.Load()
+	if err != nil {
+		return err
+	}
+	log := logging.New(cfg.LogLevel, os.Stdout)
+	cmd := ""
+	if len(args) > 0 {
+		cmd = args[0]
+	}
+	switch cmd {
+	case "", "serve":
+		app, err := NewApp(ctx, cfg, log)
+		if err != nil {
+			return err
+		}
+		defer app.Close()
+		return app.Serve(ctx)
+	case "migrate", "seed":
+		stack, err := startStack(ctx, cfg, log)
+		if err != nil {
+			return err
+		}
+		defer stack.Close()
+		db, err := openDB(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		if cmd == "migrate" {
+			log.Info("migrations applied")
+			return nil
+		}
+		return seed.Load(ctx, db, drops.New(db, nil), log)
+	default:
+		return fmt.Errorf("unknown command %q (want no argument, migrate or seed)", cmd)
+	}
+}
+
+// App is one running Live Drops instance with everything it owns.
+type App struct {
+	Config  *config.Config
+	Log     *slog.Logger
+	DB      *store.DB
+	Redis   redis.UniversalClient
+	Handler http.Handler
+
+	stack    *devstack.Stack
+	producer *events.Producer
+	workers  []func(context.Context) error
+	closers  []func() error
+	listener net.Listener
+}
+
+// startStack starts embedded stand-ins for the services cfg leaves unset.
+func startStack(ctx context.Context, cfg *config.Config, log *slog.Logger) (*devstack.Stack, error) {
+	if cfg.Prod() {
+		return nil, nil
+	}
+	return devstack.Start(ctx, cfg, log)
+}
+
+func openDB(ctx context.Context, cfg *config.Config) (*store.DB, error) {
+	db, err := store.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, err
+	}
+	db.Topic = cfg.KafkaTopic
+	if err := db.Migrate(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// NewApp connects every part and assembles the HTTP handler. Nothing serves
+// until Serve.
+func NewApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (app *App, err error) {
+	app = &App{Config: cfg, Log: log}
+	defer func() {
+		if err != nil {
+			app.Close()
+			app = nil
+		}
+	}()
+	if app.stack, err = startStack(ctx, cfg, log); err != nil {
+		return app, err
+	}
+	if app.DB, err = openDB(ctx, cfg); err != nil {
+		return app, err
+	}
+	app.closers = append(app.closers, app.DB.Close)
+	metrics.RegisterDBStats(app.DB.DB.DB)
+
+	if app.Redis, err = cache.Connect(cfg.RedisURL); err != nil {
+		return app, fmt.Errorf("REDIS_URL: %w", err)
+	}
+	app.closers = append(app.closers, app.Redis.Close)
+	metrics.RegisterRedisStats(app.Redis)
+	objects, err := media.New(ctx, cfg)
+	if err != nil {
+		return app, err
+	}
+	if err := objects.EnsureBucket(ctx); err != nil {
+		return app, err
+	}
+	if err := events.EnsureTopic(ctx, cfg.KafkaBrokers, cfg.KafkaTopic, 6); err != nil {
+		return app, err
+	}
+	if app.producer, err = events.NewProducer(cfg.KafkaBrokers, log); err != nil {
+		return app, err
+	}
+	app.closers = append(app.closers, func() error { app.producer.Close(); return nil })
+
+	kv := cache.New(app.Redis, cfg.RedisPrefix, 5*time.Minute)
+	tokens := auth.NewTokens([]byte(cfg.JWTSecret), cfg.JWTTTL, time.Now)
+	gate := orders.NewGate(app.Redis, cfg.RedisPrefix)
+	provider := payments.NewSimulated()
+	orderSvc := orders.New(app.DB, gate, provider, app.Redis, cfg)
+	dropSvc := drops.New(app.DB, gate)
+	res := &resolvers.Resolver{
+		DB:           app.DB,
+		Accounts:     accounts.New(app.DB, tokens),
+		Catalog:      catalog.New(app.DB, objects, kv),
+		DropService:  dropSvc,
+		OrderService: orderSvc,
+	}
+	if cfg.SeedEnabled() {
+		if err := seed.Load(ctx, app.DB, dropSvc, log); err != nil {
+			return app, err
+		}
+	}
+	schema := graph.NewExecutableSchema(graph.Config{Resolvers: res, Complexity: resolvers.Complexity()})
+
+	relay := events.NewRelay(app.DB, cfg.DatabaseURL, app.producer, cfg.KafkaTopic, log)
+	app.workers = append(app.workers,
+		relay.Run,
+		drops.NewScheduler(app.DB, dropSvc, log).Run,
+		orders.NewSweeper(app.DB, orderSvc, log).Run,
+		orders.NewReconciler(app.DB, gate, log).Run,
+	)
+
+	ping := func(name string, fn func(context.Context) error) httpapi.Check {
+		return httpapi.Check{Name: name, Fn: fn}
+	}
+	app.Handler = httpapi.New(httpapi.Options{
+		Schema:       schema,
+		Log:          log,
+		Prod:         cfg.Prod(),
+		MaxBodyBytes: cfg.MaxBodyBytes,
+		Complexity:   2000,
+		Depth:        12,
+		APQCache:     httpapi.NewRedisAPQCache(app.Redis, cfg.RedisPrefix),
+		Authenticate: tokens.Middleware,
+		InitWebSocket: func(ctx context.Context, p transport.InitPayload) (context.Context, *transport.InitPayload, error) {
+			v, err := tokens.ViewerFromAuthorization(p.Authorization())
+			if err != nil {
+				return ctx, nil, err
+			}
+			if v != nil {
+				ctx = domain.WithViewer(ctx, v)
+			}
+			return loaders.WithLoaders(ctx, loaders.New(app.DB, kv)), nil, nil
+		},
+		PerRequest: []func(http.Handler) http.Handler{loaders.Middleware(app.DB, kv)},
+		Ready: []httpapi.Check{
+			ping("postgres", app.DB.PingContext),
+			ping("redis", func(ctx context.Context) error { return app.Redis.Ping(ctx).Err() }),
+			ping("kafka", app.producer.Ping),
+			ping("s3", objects.Ping),
+		},
+		Playground: playground(),
+	})
+	return app, nil
+}
+
+// Listen binds the HTTP address; Serve uses it (tests bind :0 and read Addr).
+func (a *App) Listen() error {
+	if a.listener != nil {
+		return nil
+	}
+	ln, err := net.Listen("tcp", a.Config.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("HTTP_ADDR %s: %w", a.Config.HTTPAddr, err)
+	}
+	a.listener = ln
+	return nil
+}
+
+// Addr is the bound address, after Listen.
+func (a *App) Addr() string { return a.listener.Addr().String() }
+
+// Serve runs the background workers and the HTTP server until ctx ends, then
+// shuts down gracefully.
+func (a *App) Serve(ctx context.Context) error {
+	if err := a.Listen(); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, len(a.workers)+1)
+	for _, w := range a.workers {
+		go func() {
+			if err := w(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				errc <- err
+			}
+		}()
+	}
+	srv := &http.Server{Handler: a.Handler, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(a.listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- err
+		}
+	}()
+	a.Log.Info("Live Drops is up: GraphQL Playground at " + playgroundURL(a.Addr()))
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+		a.Log.Error("stopping", "err", err)
+	}
+	shutdownCtx, done := context.WithTimeout(context.Background(), 15*time.Second)
+	defer done()
+	if serr := srv.Shutdown(shutdownCtx); serr != nil {
+		a.Log.Warn("shutdown", "err", serr)
+	}
+	return err
+}
+
+// Close releases everything NewApp acquired, the embedded stack last.
+func (a *App) Close() {
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		if err := a.closers[i](); err != nil {
+			a.Log.Warn("close", "err", err)
+		}
+	}
+	a.closers = nil
+	if a.stack != nil {
+		if err := a.stack.Close(); err != nil {
+			a.Log.Warn("stopping embedded services", "err", err)
+		}
+		a.stack = nil
+	}
+}
+
+// playgroundURL turns a listen address into a URL a browser can open.
+func playgroundURL(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "http://" + addr + "/"
+	}
+	if host == "" || host == "::" || host == "0.0.0.0" {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port) + "/"
+}
+
+// playground is the GraphiQL page at / with its assets, wired to /query.
+func playground() http.Handler { return web.Handler(web.Options{Endpoint: "/query"}) }

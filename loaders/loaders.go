@@ -7,6 +7,7 @@ package loaders
 import (
 	"context"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/graph-gophers/dataloader/v7"
@@ -26,10 +27,19 @@ const (
 // Option changes how New's loaders batch.
 type Option func(*settings)
 
-type settings struct{ wait time.Duration }
+type settings struct {
+	wait   time.Duration
+	noMemo bool
+}
 
 // WithWait makes the loaders wait d (instead of Wait) for more keys.
 func WithWait(d time.Duration) Option { return func(s *settings) { s.wait = d } }
+
+// NoMemo makes the loaders remember nothing between loads: each Load reads
+// Redis or the database again. Loaders of a context that outlives one answer
+// (a subscription over WebSocket or SSE) need it, or every event after the
+// first would show the state of the first.
+func NoMemo() Option { return func(s *settings) { s.noMemo = true } }
 
 // Loaders are one request's (or one subscription's) dataloaders. A missing
 // row loads as nil without error, so node(id) of an unknown id is null.
@@ -60,20 +70,19 @@ func New(db *store.DB, c *cache.Cache, opts ...Option) *Loaders {
 	for _, o := range opts {
 		o(&set)
 	}
-	w := set.wait
 	l := &Loaders{
-		Users:          cached(w, c, cache.KindUser, db.UsersByIDs, func(u *domain.User) int64 { return u.ID }),
-		Creators:       cached(w, c, cache.KindCreator, db.CreatorsByIDs, func(c *domain.Creator) int64 { return c.ID }),
-		Products:       cached(w, c, cache.KindProduct, db.ProductsByIDs, func(p *domain.Product) int64 { return p.ID }),
-		Media:          cached(w, c, cache.KindMedia, db.MediaByIDs, func(m *domain.Media) int64 { return m.ID }),
-		Drops:          direct(w, db.DropsByIDs, func(d *domain.Drop) int64 { return d.ID }),
-		Stocks:         direct(w, db.StocksByDropIDs, func(s *domain.Stock) int64 { return s.DropID }),
-		PaymentByOrder: direct(w, db.PaymentsByOrderIDs, func(p *domain.Payment) int64 { return p.OrderID }),
+		Users:          cached(set, c, cache.KindUser, db.UsersByIDs, func(u *domain.User) int64 { return u.ID }),
+		Creators:       cached(set, c, cache.KindCreator, db.CreatorsByIDs, func(c *domain.Creator) int64 { return c.ID }),
+		Products:       cached(set, c, cache.KindProduct, db.ProductsByIDs, func(p *domain.Product) int64 { return p.ID }),
+		Media:          cached(set, c, cache.KindMedia, db.MediaByIDs, func(m *domain.Media) int64 { return m.ID }),
+		Drops:          direct(set, db.DropsByIDs, func(d *domain.Drop) int64 { return d.ID }),
+		Stocks:         direct(set, db.StocksByDropIDs, func(s *domain.Stock) int64 { return s.DropID }),
+		PaymentByOrder: direct(set, db.PaymentsByOrderIDs, func(p *domain.Payment) int64 { return p.OrderID }),
 	}
-	l.CreatorByUser = newLoader(w, func(ctx context.Context, userIDs []int64) (map[int64]*domain.Creator, error) {
+	l.CreatorByUser = newLoader(set, func(ctx context.Context, userIDs []int64) (map[int64]*domain.Creator, error) {
 		return creatorsByUser(ctx, db, c, l.Creators, userIDs)
 	})
-	l.MediaByProduct = newLoader(w, func(ctx context.Context, productIDs []int64) (map[int64][]*domain.Media, error) {
+	l.MediaByProduct = newLoader(set, func(ctx context.Context, productIDs []int64) (map[int64][]*domain.Media, error) {
 		lists, err := cache.GetMany(ctx, c, cache.KindProductMedia, productIDs, func(ctx context.Context, missing []int64) (map[int64][]domain.Media, error) {
 			found, err := db.MediaByProducts(ctx, missing)
 			if err != nil {
@@ -100,7 +109,7 @@ func New(db *store.DB, c *cache.Cache, opts ...Option) *Loaders {
 		}
 		return out, nil
 	})
-	l.ViewerFollows = newLoader(w, func(ctx context.Context, creatorIDs []int64) (map[int64]bool, error) {
+	l.ViewerFollows = newLoader(set, func(ctx context.Context, creatorIDs []int64) (map[int64]bool, error) {
 		v := domain.ViewerFrom(ctx)
 		if v == nil {
 			return map[int64]bool{}, nil
@@ -159,8 +168,8 @@ func creatorsByUser(ctx context.Context, db *store.DB, c *cache.Cache, creators 
 
 // cached returns a loader of rows by id that reads Redis first and fills the
 // misses with one call of fetch.
-func cached[T any](wait time.Duration, c *cache.Cache, kind string, fetch func(context.Context, []int64) ([]T, error), id func(*T) int64) *dataloader.Loader[int64, *T] {
-	return newLoader(wait, func(ctx context.Context, ids []int64) (map[int64]*T, error) {
+func cached[T any](set settings, c *cache.Cache, kind string, fetch func(context.Context, []int64) ([]T, error), id func(*T) int64) *dataloader.Loader[int64, *T] {
+	return newLoader(set, func(ctx context.Context, ids []int64) (map[int64]*T, error) {
 		values, err := cache.GetMany(ctx, c, kind, ids, func(ctx context.Context, missing []int64) (map[int64]T, error) {
 			rows, err := fetch(ctx, missing)
 			if err != nil {
@@ -184,8 +193,8 @@ func cached[T any](wait time.Duration, c *cache.Cache, kind string, fetch func(c
 }
 
 // direct returns a loader of rows by id read with one call of fetch per batch.
-func direct[T any](wait time.Duration, fetch func(context.Context, []int64) ([]T, error), id func(*T) int64) *dataloader.Loader[int64, *T] {
-	return newLoader(wait, func(ctx context.Context, ids []int64) (map[int64]*T, error) {
+func direct[T any](set settings, fetch func(context.Context, []int64) ([]T, error), id func(*T) int64) *dataloader.Loader[int64, *T] {
+	return newLoader(set, func(ctx context.Context, ids []int64) (map[int64]*T, error) {
 		rows, err := fetch(ctx, ids)
 		if err != nil {
 			return nil, err
@@ -201,7 +210,7 @@ func direct[T any](wait time.Duration, fetch func(context.Context, []int64) ([]T
 // newLoader turns a read of many keys into a dataloader: results in the
 // order of the keys, the zero value for a key the read did not return, and
 // the read's error for every key when it fails.
-func newLoader[V any](wait time.Duration, read func(context.Context, []int64) (map[int64]V, error)) *dataloader.Loader[int64, V] {
+func newLoader[V any](set settings, read func(context.Context, []int64) (map[int64]V, error)) *dataloader.Loader[int64, V] {
 	batch := func(ctx context.Context, keys []int64) []*dataloader.Result[V] {
 		found, err := read(ctx, keys)
 		out := make([]*dataloader.Result[V], len(keys))
@@ -214,14 +223,19 @@ func newLoader[V any](wait time.Duration, read func(context.Context, []int64) (m
 		}
 		return out
 	}
-	return dataloader.NewBatchedLoader(batch,
-		dataloader.WithWait[int64, V](wait),
-		dataloader.WithBatchCapacity[int64, V](MaxBatch))
+	opts := []dataloader.Option[int64, V]{
+		dataloader.WithWait[int64, V](set.wait),
+		dataloader.WithBatchCapacity[int64, V](MaxBatch),
+	}
+	if set.noMemo {
+		opts = append(opts, dataloader.WithCache[int64, V](&dataloader.NoCache[int64, V]{}))
+	}
+	return dataloader.NewBatchedLoader(batch, opts...)
 }
 
 type ctxKey struct{}
 
-// WithLoaders returns ctx carrying l; subscriptions use it for their own set.
+// WithLoaders returns ctx carrying l; a subscription's set is made with NoMemo.
 func WithLoaders(ctx context.Context, l *Loaders) context.Context {
 	return context.WithValue(ctx, ctxKey{}, l)
 }
@@ -237,11 +251,23 @@ func For(ctx context.Context) *Loaders {
 }
 
 // Middleware gives every request fresh loaders, so nothing is shared (or
-// held stale) between requests.
+// held stale) between requests; a request that opens a subscription stream
+// gets loaders that remember nothing (NoMemo).
 func Middleware(db *store.DB, c *cache.Cache) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			next.ServeHTTP(w, r.WithContext(WithLoaders(r.Context(), New(db, c))))
+			var opts []Option
+			if streams(r) {
+				opts = append(opts, NoMemo())
+			}
+			next.ServeHTTP(w, r.WithContext(WithLoaders(r.Context(), New(db, c, opts...))))
 		})
 	}
+}
+
+// streams reports whether r opens a WebSocket or an SSE stream, which lives
+// as long as its subscriptions.
+func streams(r *http.Request) bool {
+	return strings.EqualFold(r.Header.Get("Upgrade"), "websocket") ||
+		strings.Contains(r.Header.Get("Accept"), "text/event-stream")
 }

@@ -339,6 +339,48 @@ func TestMiddlewareGivesEachRequestItsOwnLoaders(t *testing.T) {
 		t.Fatalf("loaders per request: %v", seen)
 	}
 
+	// Within one request a row reads the same throughout; on a subscription
+	// stream each load reads the current row.
+	ctx := context.Background()
+	id := e.products(t, "mw", 1)[0]
+	for _, tc := range []struct {
+		name   string
+		header string
+		value  string
+		fresh  bool
+	}{
+		{"query", "Accept", "application/json", false},
+		{"sse", "Accept", "text/event-stream", true},
+		{"websocket", "Upgrade", "websocket", true},
+	} {
+		var l *loaders.Loaders
+		h := loaders.Middleware(e.db, e.cache)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			l = loaders.For(r.Context())
+		}))
+		req := httptest.NewRequest(http.MethodGet, "/query", nil)
+		req.Header.Set(tc.header, tc.value)
+		h.ServeHTTP(httptest.NewRecorder(), req)
+		before, err := l.Products.Load(ctx, id)()
+		if err != nil {
+			t.Fatal(err)
+		}
+		changed := *before
+		changed.Title = before.Title + " " + tc.name
+		if err := e.db.UpdateProduct(ctx, &changed); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.cache.Evict(ctx, cache.KindProduct, id); err != nil {
+			t.Fatal(err)
+		}
+		after, err := l.Products.Load(ctx, id)()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := after.Title == changed.Title; got != tc.fresh {
+			t.Fatalf("%s: second load read %q after the change to %q (fresh %v, want %v)", tc.name, after.Title, changed.Title, got, tc.fresh)
+		}
+	}
+
 	l := loaders.New(e.db, e.cache)
 	if loaders.For(loaders.WithLoaders(context.Background(), l)) != l {
 		t.Fatal("WithLoaders/For do not round-trip")

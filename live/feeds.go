@@ -1,0 +1,248 @@
+package live
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"time"
+
+	"livedrops/domain"
+)
+
+// DropEventKind is what happened to a drop, as dropEvents tells it.
+type DropEventKind string
+
+const (
+	DropEventScheduled DropEventKind = "DROP_SCHEDULED"
+	DropEventStarted   DropEventKind = "DROP_STARTED"
+	DropEventStockLow  DropEventKind = "STOCK_LOW"
+	DropEventSoldOut   DropEventKind = "SOLD_OUT"
+	DropEventEnded     DropEventKind = "DROP_ENDED"
+	DropEventCancelled DropEventKind = "DROP_CANCELLED"
+)
+
+// dropEventKinds maps event types to the kinds dropEvents sends.
+var dropEventKinds = map[string]DropEventKind{
+	domain.EventDropScheduled: DropEventScheduled,
+	domain.EventDropStarted:   DropEventStarted,
+	domain.EventStockLow:      DropEventStockLow,
+	domain.EventSoldOut:       DropEventSoldOut,
+	domain.EventDropEnded:     DropEventEnded,
+	domain.EventDropCancelled: DropEventCancelled,
+}
+
+// MarshalGQL writes the kind as a GraphQL enum value.
+func (k DropEventKind) MarshalGQL(w io.Writer) { io.WriteString(w, strconv.Quote(string(k))) }
+
+// UnmarshalGQL reads a GraphQL enum value.
+func (k *DropEventKind) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("drop event kind must be a string")
+	}
+	for _, known := range dropEventKinds {
+		if string(known) == str {
+			*k = known
+			return nil
+		}
+	}
+	return fmt.Errorf("%q is not a drop event kind", str)
+}
+
+// DropEvent is a lifecycle event of a creator's drop: what dropEvents sends.
+type DropEvent struct {
+	Kind      DropEventKind
+	DropID    int64
+	CreatorID int64
+	At        time.Time
+}
+
+// SubscribeCreators subscribes to the lifecycle events of the drops of the
+// given creators (the resolver resolves "creators the viewer follows" to ids
+// and caps their number: each id costs a few dozen bytes). Events are never
+// dropped; a subscriber that lets Options.QueueSize of them wait is ended
+// with ErrSlowConsumer. It ends when ctx is done.
+func (h *Hub) SubscribeCreators(ctx context.Context, creatorIDs []int64) (*Sub[*DropEvent], error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	ids := slices.Clone(creatorIDs)
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	h.lock()
+	defer h.unlock()
+	if h.closed {
+		return nil, ErrClosed
+	}
+	s := newSub[*DropEvent](h, ctx, "creators")
+	for _, id := range ids {
+		addSub(h.creators, id, s)
+	}
+	s.detach = func() {
+		for _, id := range ids {
+			removeSub(h.creators, id, s)
+		}
+	}
+	s.watch(ctx)
+	return s, nil
+}
+
+func (h *Hub) routeCreator(creatorID, dropID int64, ev domain.Event) {
+	subs := h.creators[creatorID]
+	kind, ok := dropEventKinds[ev.Type]
+	if len(subs) == 0 || !ok {
+		return
+	}
+	e := &DropEvent{Kind: kind, DropID: dropID, CreatorID: creatorID, At: ev.OccurredAt}
+	// offer may end a subscriber, which edits the slice being walked.
+	for _, s := range slices.Clone(subs) {
+		s.offer(queued[*DropEvent]{v: e}, false)
+	}
+}
+
+// EventNotificationsCreated is the event the notifier writes once per batch
+// of notifications (store.EventNotificationsCreated; the payload below
+// mirrors store.NotificationsCreatedPayload).
+const EventNotificationsCreated = "NotificationsCreated"
+
+type notificationsCreated struct {
+	DropID        int64                   `json:"dropId"`
+	CreatorID     int64                   `json:"creatorId"`
+	Kind          domain.NotificationKind `json:"kind"`
+	CreatedAt     time.Time               `json:"createdAt"`
+	Notifications []struct {
+		ID     int64 `json:"id"`
+		UserID int64 `json:"userId"`
+	} `json:"notifications"`
+}
+
+// SubscribeUser subscribes to the notifications written for the user, as
+// notificationAdded sends them. None is dropped; a subscriber that lets
+// Options.QueueSize of them wait is ended with ErrSlowConsumer. It ends when
+// ctx is done.
+func (h *Hub) SubscribeUser(ctx context.Context, userID int64) (*Sub[*domain.Notification], error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	h.lock()
+	defer h.unlock()
+	if h.closed {
+		return nil, ErrClosed
+	}
+	s := newSub[*domain.Notification](h, ctx, "user")
+	addSub(h.users, userID, s)
+	s.detach = func() { removeSub(h.users, userID, s) }
+	s.watch(ctx)
+	return s, nil
+}
+
+func (h *Hub) routeNotifications(p *notificationsCreated) {
+	for _, n := range p.Notifications {
+		subs := h.users[n.UserID]
+		if len(subs) == 0 {
+			continue
+		}
+		note := &domain.Notification{ID: n.ID, UserID: n.UserID, Kind: p.Kind, DropID: p.DropID,
+			CreatorID: p.CreatorID, CreatedAt: p.CreatedAt}
+		for _, s := range slices.Clone(subs) {
+			s.offer(queued[*domain.Notification]{v: note}, false)
+		}
+	}
+}
+
+// OrderUpdate is an order's new status: what orderUpdated is told (the
+// resolver reads the order itself for the rest).
+type OrderUpdate struct {
+	OrderID  int64
+	DropID   int64
+	BuyerID  int64
+	Quantity int
+	Status   domain.OrderStatus
+	// Event is the event type that made this update, empty for a state read
+	// from the database.
+	Event string
+	At    time.Time
+}
+
+// settled reports whether an order in status s can change no more.
+func settled(s domain.OrderStatus) bool {
+	return s == domain.OrderConfirmed || s == domain.OrderCancelled || s == domain.OrderExpired
+}
+
+func orderStatusOf(eventType string) domain.OrderStatus {
+	switch eventType {
+	case domain.EventOrderConfirmed:
+		return domain.OrderConfirmed
+	case domain.EventOrderCancelled:
+		return domain.OrderCancelled
+	case domain.EventOrderExpired:
+		return domain.OrderExpired
+	}
+	return domain.OrderPendingPayment
+}
+
+// SubscribeOrder subscribes to one order's status changes (the caller checks
+// the order is the viewer's). With Options.OrderSnapshot the first update is
+// the order's current state, read after the subscription is registered so no
+// event falls in between; events older than it are left out. The
+// subscription completes after the update that settles the order
+// (CONFIRMED, CANCELLED, EXPIRED), and ends when ctx is done.
+func (h *Hub) SubscribeOrder(ctx context.Context, orderID int64) (*Sub[*OrderUpdate], error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	h.lock()
+	if h.closed {
+		h.unlock()
+		return nil, ErrClosed
+	}
+	s := newSub[*OrderUpdate](h, ctx, "order")
+	addSub(h.orders, orderID, s)
+	s.detach = func() { removeSub(h.orders, orderID, s) }
+	s.watch(ctx)
+	if h.opts.OrderSnapshot == nil {
+		h.unlock()
+		return s, nil
+	}
+	s.loading = true
+	h.unlock()
+
+	snap, err := h.opts.OrderSnapshot(ctx, orderID)
+
+	h.lock()
+	defer h.unlock()
+	if err != nil {
+		s.end(nil)
+		return nil, err
+	}
+	if s.ended {
+		if h.closed {
+			return nil, ErrClosed
+		}
+		return s, nil // ctx ended meanwhile: C is closed already
+	}
+	snap.OrderID = orderID
+	// Keep what was heard meanwhile only if it is news: a settled order
+	// changes no more, and a pending one only by settling.
+	heard := s.queue
+	s.queue, s.loading = nil, false
+	first := queued[*OrderUpdate]{v: &snap, final: settled(snap.Status)}
+	s.offer(first, false)
+	for _, q := range heard {
+		if !settled(snap.Status) && settled(q.v.Status) {
+			s.offer(q, false)
+			break
+		}
+	}
+	return s, nil
+}
+
+func (h *Hub) routeOrder(u *OrderUpdate) {
+	subs := h.orders[u.OrderID]
+	q := queued[*OrderUpdate]{v: u, final: settled(u.Status)}
+	for _, s := range slices.Clone(subs) {
+		s.offer(q, false)
+	}
+}

@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"io"
 	mrand "math/rand/v2"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -131,7 +132,7 @@ func (b *bench) run(ctx context.Context) error {
 	if b.box, err = sandbox.New(ctx, sandbox.ServicesFromEnv()); err != nil {
 		return err
 	}
-	if b.db, err = store.Open(ctx, b.box.DatabaseURL); err != nil {
+	if b.db, err = store.Open(ctx, b.ownURL()); err != nil {
 		return err
 	}
 	b.db.SetMaxOpenConns(4) // the benchmark's own reads; the load has its own pools
@@ -174,6 +175,9 @@ func (b *bench) run(ctx context.Context) error {
 	}
 	b.client.Close()
 	if err := b.stopServer(); err != nil {
+		return err
+	}
+	if err := b.waitServerConnsGone(ctx, 30*time.Second); err != nil {
 		return err
 	}
 	buyerIDs := make([]int64, len(b.buyers))
@@ -310,7 +314,7 @@ func (b *bench) graphqlRound(ctx context.Context, r int, rng *mrand.Rand) (round
 	if b.server.Exited() {
 		return roundFigures{}, fmt.Errorf("the server died during the round:\n%s", b.server.Tail(20))
 	}
-	f, err := b.judge(ctx, answers, dropID, orderGID)
+	f, err := b.judge(ctx, answers, dropID, len(b.buyers), orderGID)
 	if err != nil {
 		return f, err
 	}
@@ -323,20 +327,20 @@ func (b *bench) graphqlRound(ctx context.Context, r int, rng *mrand.Rand) (round
 }
 
 func (b *bench) rawRound(ctx context.Context, r int, dropID int64, buyerIDs []int64) (roundFigures, error) {
-	answers, err := ceiling.Run(ctx, b.box.DatabaseURL, ceiling.Config{
+	answers, err := ceiling.Run(ctx, b.ownURL(), ceiling.Config{
 		DropID: dropID, Buyers: buyerIDs, Attempts: b.o.buyers, Concurrency: b.o.conns,
 		KeyPrefix: fmt.Sprintf("raw%d-", r), PriceCents: b.seller.PriceCents, Currency: b.seller.Currency,
 	})
 	if err != nil {
 		return roundFigures{}, err
 	}
-	return b.judge(ctx, answers, dropID, rawID)
+	return b.judge(ctx, answers, dropID, b.o.buyers, rawID)
 }
 
 // judge tallies a round's answers and checks them against PostgreSQL.
-func (b *bench) judge(ctx context.Context, answers []measure.Answer, dropID int64,
+func (b *bench) judge(ctx context.Context, answers []measure.Answer, dropID int64, demand int,
 	decode func(string) (int64, error)) (roundFigures, error) {
-	f := roundFigures{Round: measure.Tally(answers), DropID: dropID}
+	f := roundFigures{Round: measure.Tally(answers), DropID: dropID, Demand: demand}
 	l, err := ledger.Read(ctx, b.db.DB.DB, dropID)
 	if err != nil {
 		return f, err
@@ -355,6 +359,47 @@ func (b *bench) judge(ctx context.Context, answers []measure.Answer, dropID int6
 		}
 	}
 	return f, nil
+}
+
+// appName names the benchmark's own PostgreSQL connections, told apart
+// from the server's.
+const appName = "bench-orders"
+
+// ownURL is the sandbox database's URL for the benchmark's own connections.
+func (b *bench) ownURL() string {
+	u, err := url.Parse(b.box.DatabaseURL)
+	if err != nil {
+		return b.box.DatabaseURL
+	}
+	q := u.Query()
+	q.Set("application_name", appName)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// waitServerConnsGone waits until PostgreSQL has closed every connection the
+// stopped server held, so the raw ceiling has the room and the machine to itself.
+func (b *bench) waitServerConnsGone(ctx context.Context, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for {
+		var n int
+		err := b.db.QueryRowContext(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = $1 AND application_name <> $2`, b.box.Name, appName).Scan(&n)
+		if err != nil {
+			return fmt.Errorf("count the server's connections: %w", err)
+		}
+		if n == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d connections of the stopped server still open after %s", n, limit)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // waitOutbox waits until every outbox event is published, up to limit.

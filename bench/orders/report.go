@@ -15,6 +15,8 @@ import (
 type roundFigures struct {
 	measure.Round
 	DropID int64
+	// Demand is how many units were asked for by distinct buyers (or raw attempts).
+	Demand int
 	Ledger *ledger.Ledger
 	// Phantoms are orders answered to a client that PostgreSQL does not hold.
 	Phantoms int
@@ -44,7 +46,7 @@ func (f roundFigures) Problems() []string {
 	if !f.Ledger.Balanced() {
 		p = append(p, "inventory does not balance")
 	}
-	if f.Ledger.Available > 0 {
+	if f.Ledger.Available > 0 && f.Demand >= f.Ledger.Total {
 		p = append(p, fmt.Sprintf("%d units still available although every buyer was answered: SOLD_OUT was answered too early", f.Ledger.Available))
 	}
 	if f.Phantoms > 0 {

@@ -32,6 +32,10 @@ const (
 		RETURNING id`
 )
 
+// warmPatience is how long opening the connections may wait for PostgreSQL
+// to have room for them.
+const warmPatience = 30 * time.Second
+
 // Config is one raw run.
 type Config struct {
 	DropID int64
@@ -100,7 +104,9 @@ func Run(ctx context.Context, databaseURL string, cfg Config) ([]measure.Answer,
 	return answers, nil
 }
 
-// warm opens n connections at once, so connection setup is not measured.
+// warm opens n connections before the clock starts, so connection setup is
+// not measured. PostgreSQL refusing for too many clients (other work on the
+// machine holds connections) is waited out for up to warmPatience.
 func warm(ctx context.Context, db *sql.DB, n int) error {
 	conns := make([]*sql.Conn, 0, n)
 	defer func() {
@@ -108,14 +114,24 @@ func warm(ctx context.Context, db *sql.DB, n int) error {
 			c.Close()
 		}
 	}()
-	for range n {
+	deadline := time.Now().Add(warmPatience)
+	for len(conns) < n {
 		c, err := db.Conn(ctx)
-		if err != nil {
+		if err == nil {
+			if err = c.PingContext(ctx); err == nil {
+				conns = append(conns, c)
+				continue
+			}
+			c.Close()
+		}
+		var pqErr *pq.Error
+		if !errors.As(err, &pqErr) || pqErr.Code != "53300" || time.Now().After(deadline) {
 			return fmt.Errorf("ceiling: open connection %d of %d: %w", len(conns)+1, n, err)
 		}
-		conns = append(conns, c)
-		if err := c.PingContext(ctx); err != nil {
-			return fmt.Errorf("ceiling: ping connection %d of %d: %w", len(conns), n, err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("ceiling: open connections: %w", ctx.Err())
+		case <-time.After(200 * time.Millisecond):
 		}
 	}
 	return nil

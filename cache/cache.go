@@ -70,49 +70,21 @@ func Connect(rawURL string) (redis.UniversalClient, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cache: parse Redis URL: %w", err)
 	}
+	// The seeds beyond the first and the cluster flag are ours; go-redis
+	// parses the rest of the URL as for one server.
 	q := u.Query()
-	if q.Has("addr") || q.Has("cluster") {
-		cluster := q.Get("cluster") == "true"
-		q.Del("cluster")
-		u.RawQuery = q.Encode()
-		opts, err := redis.ParseClusterURL(u.String())
-		if err != nil {
-			return nil, fmt.Errorf("cache: parse Redis Cluster URL: %w", err)
-		}
-		return redis.NewUniversalClient(&redis.UniversalOptions{
-			Addrs:           opts.Addrs,
-			IsClusterMode:   cluster || len(opts.Addrs) > 1,
-			ClientName:      opts.ClientName,
-			Protocol:        opts.Protocol,
-			Username:        opts.Username,
-			Password:        opts.Password,
-			MaxRedirects:    opts.MaxRedirects,
-			ReadOnly:        opts.ReadOnly,
-			RouteByLatency:  opts.RouteByLatency,
-			RouteRandomly:   opts.RouteRandomly,
-			MaxRetries:      opts.MaxRetries,
-			MinRetryBackoff: opts.MinRetryBackoff,
-			MaxRetryBackoff: opts.MaxRetryBackoff,
-			DialTimeout:     opts.DialTimeout,
-			ReadTimeout:     opts.ReadTimeout,
-			WriteTimeout:    opts.WriteTimeout,
-			PoolFIFO:        opts.PoolFIFO,
-			PoolSize:        opts.PoolSize,
-			PoolTimeout:     opts.PoolTimeout,
-			MinIdleConns:    opts.MinIdleConns,
-			MaxIdleConns:    opts.MaxIdleConns,
-			MaxActiveConns:  opts.MaxActiveConns,
-			ConnMaxIdleTime: opts.ConnMaxIdleTime,
-			ConnMaxLifetime: opts.ConnMaxLifetime,
-			TLSConfig:       opts.TLSConfig,
-		}), nil
-	}
-	opts, err := redis.ParseURL(rawURL)
+	seeds := q["addr"]
+	cluster := len(seeds) > 0 || q.Get("cluster") == "true"
+	q.Del("addr")
+	q.Del("cluster")
+	u.RawQuery = q.Encode()
+	opts, err := redis.ParseURL(u.String())
 	if err != nil {
 		return nil, fmt.Errorf("cache: parse Redis URL: %w", err)
 	}
 	return redis.NewUniversalClient(&redis.UniversalOptions{
-		Addrs:           []string{opts.Addr},
+		Addrs:           append([]string{opts.Addr}, seeds...),
+		IsClusterMode:   cluster,
 		DB:              opts.DB,
 		ClientName:      opts.ClientName,
 		Protocol:        opts.Protocol,

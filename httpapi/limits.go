@@ -22,11 +22,11 @@ var _ interface {
 	graphql.OperationContextMutator
 } = depthLimit{}
 
-func (depthLimit) ExtensionName() string                     { return "DepthLimit" }
+func (depthLimit) ExtensionName() string                   { return "DepthLimit" }
 func (depthLimit) Validate(graphql.ExecutableSchema) error { return nil }
 
 func (d depthLimit) MutateOperationContext(_ context.Context, opCtx *graphql.OperationContext) *gqlerror.Error {
-	depth := (&depthWalker{doc: opCtx.Doc, fragments: map[string]int{}}).depth(opCtx.Operation.SelectionSet)
+	depth, _ := measure(opCtx.Doc, opCtx.Operation.SelectionSet)
 	if depth <= d.max {
 		return nil
 	}
@@ -35,49 +35,70 @@ func (d depthLimit) MutateOperationContext(_ context.Context, opCtx *graphql.Ope
 	return err
 }
 
-// depthWalker measures selection depth. Each fragment's depth is measured
-// once, so a document of fragments spreading each other many times costs
-// time in its size, not in the number of paths through it.
-type depthWalker struct {
-	doc       *ast.QueryDocument
-	fragments map[string]int // depth by fragment name; -1 while being measured
+// fieldsCap is where field counts stop growing: far past any limit, far
+// from overflow.
+const fieldsCap = 1 << 40
+
+// shape is how deep a selection set nests and how many fields it selects
+// once every fragment is spread out.
+type shape struct{ depth, fields int }
+
+// measure returns the shape of set. Each fragment is measured once, so a
+// document of fragments spreading each other many times costs time in its
+// size, not in the number of paths through it (which can be 2^n).
+func measure(doc *ast.QueryDocument, set ast.SelectionSet) (depth, fields int) {
+	w := shapeWalker{doc: doc, fragments: map[string]*shape{}}
+	s := w.set(set)
+	return s.depth, s.fields
 }
 
-func (w *depthWalker) depth(set ast.SelectionSet) int {
-	deepest := 0
+type shapeWalker struct {
+	doc       *ast.QueryDocument
+	fragments map[string]*shape // nil while being measured
+}
+
+func (w shapeWalker) set(set ast.SelectionSet) shape {
+	var out shape
 	for _, sel := range set {
-		var d int
+		var s shape
 		switch sel := sel.(type) {
 		case *ast.Field:
+			s = w.set(sel.SelectionSet)
+			s.fields++
 			if strings.HasPrefix(sel.Name, "__") {
-				continue
+				s.depth = 0
+			} else {
+				s.depth++
 			}
-			d = 1 + w.depth(sel.SelectionSet)
 		case *ast.InlineFragment:
-			d = w.depth(sel.SelectionSet)
+			s = w.set(sel.SelectionSet)
 		case *ast.FragmentSpread:
-			d = w.fragment(sel)
+			s = w.fragment(sel)
 		}
-		deepest = max(deepest, d)
+		out.depth = max(out.depth, s.depth)
+		out.fields = min(out.fields+s.fields, fieldsCap)
 	}
-	return deepest
+	return out
 }
 
-func (w *depthWalker) fragment(spread *ast.FragmentSpread) int {
-	if d, ok := w.fragments[spread.Name]; ok {
-		return max(d, 0) // -1: a cycle, which validation has refused already
+func (w shapeWalker) fragment(spread *ast.FragmentSpread) shape {
+	if s, ok := w.fragments[spread.Name]; ok {
+		if s == nil {
+			return shape{} // a cycle, which validation has refused already
+		}
+		return *s
 	}
 	def := spread.Definition
 	if def == nil {
 		def = w.doc.Fragments.ForName(spread.Name)
 	}
 	if def == nil {
-		return 0
+		return shape{}
 	}
-	w.fragments[spread.Name] = -1
-	d := w.depth(def.SelectionSet)
-	w.fragments[spread.Name] = d
-	return d
+	w.fragments[spread.Name] = nil
+	s := w.set(def.SelectionSet)
+	w.fragments[spread.Name] = &s
+	return s
 }
 
 // noIntrospection refuses __schema and __type before execution, where gqlgen
@@ -89,7 +110,7 @@ var _ interface {
 	graphql.OperationContextMutator
 } = noIntrospection{}
 
-func (noIntrospection) ExtensionName() string                     { return "NoIntrospection" }
+func (noIntrospection) ExtensionName() string                   { return "NoIntrospection" }
 func (noIntrospection) Validate(graphql.ExecutableSchema) error { return nil }
 
 func (noIntrospection) MutateOperationContext(_ context.Context, opCtx *graphql.OperationContext) *gqlerror.Error {
@@ -143,6 +164,16 @@ func (c complexityLimit) Validate(schema graphql.ExecutableSchema) error {
 }
 
 func (c complexityLimit) MutateOperationContext(ctx context.Context, opCtx *graphql.OperationContext) *gqlerror.Error {
+	// gqlgen prices every field as many times as fragments spread it, which
+	// takes as long as executing them: an operation selecting more fields
+	// than the limit allows is refused before that walk, as each field costs
+	// at least 1.
+	_, fields := measure(opCtx.Doc, opCtx.Operation.SelectionSet)
+	if limit := c.inner.Func(ctx, opCtx); fields > limit {
+		err := gqlerror.Errorf("the operation selects %d fields once its fragments are spread, more than the limit of %d", fields, limit)
+		setCode(err, CodeQueryTooComplex)
+		return err
+	}
 	err := c.inner.MutateOperationContext(ctx, opCtx)
 	if err != nil {
 		stats := extension.GetComplexityStats(graphql.WithOperationContext(ctx, opCtx))

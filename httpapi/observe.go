@@ -21,7 +21,7 @@ var _ interface {
 	graphql.ResponseInterceptor
 } = observer{}
 
-func (observer) ExtensionName() string                     { return "Observer" }
+func (observer) ExtensionName() string                   { return "Observer" }
 func (observer) Validate(graphql.ExecutableSchema) error { return nil }
 
 func (observer) InterceptResponse(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {

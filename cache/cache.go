@@ -53,12 +53,11 @@ type Cache struct {
 	rdb    redis.UniversalClient
 	prefix string
 	ttl    time.Duration
-	log    *slog.Logger
 }
 
 // New returns a cache on rdb whose keys start with prefix and live for ttl.
 func New(rdb redis.UniversalClient, prefix string, ttl time.Duration) *Cache {
-	return &Cache{rdb: rdb, prefix: prefix, ttl: ttl, log: slog.Default().With("component", "cache")}
+	return &Cache{rdb: rdb, prefix: prefix, ttl: ttl}
 }
 
 // Connect returns a client for a Redis URL: redis://[user:pass@]host:port[/db]
@@ -136,7 +135,7 @@ func GetMany[T any](ctx context.Context, c *Cache, kind string, ids []int64, fil
 			return nil, fmt.Errorf("cache: read %d %s: %w", len(ids), kind, ctx.Err())
 		}
 		failures.WithLabelValues(kind, "read").Inc()
-		c.log.DebugContext(ctx, "redis read failed; reading the database", "kind", kind, "keys", len(keys), "err", err)
+		slog.DebugContext(ctx, "redis read failed; reading the database", "component", "cache", "kind", kind, "keys", len(keys), "err", err)
 		misses.WithLabelValues(kind).Add(float64(len(ids)))
 		return fillAll(ctx, ids, fill, out)
 	}
@@ -167,7 +166,7 @@ func GetMany[T any](ctx context.Context, c *Cache, kind string, ids []int64, fil
 	}
 	if err := setMany(ctx, c, kind, filled); err != nil {
 		failures.WithLabelValues(kind, "write").Inc()
-		c.log.DebugContext(ctx, "redis write failed", "kind", kind, "keys", len(filled), "err", err)
+		slog.DebugContext(ctx, "redis write failed", "component", "cache", "kind", kind, "keys", len(filled), "err", err)
 	}
 	for id, v := range filled {
 		out[id] = v

@@ -50,12 +50,11 @@ type Service struct {
 	db    *store.DB
 	media *media.Store
 	cache *cache.Cache
-	log   *slog.Logger
 }
 
 // New returns the catalog service.
 func New(db *store.DB, media *media.Store, cache *cache.Cache) *Service {
-	return &Service{db: db, media: media, cache: cache, log: slog.Default().With("component", "catalog")}
+	return &Service{db: db, media: media, cache: cache}
 }
 
 // ProductInput is a new product as a client gave it.
@@ -199,7 +198,7 @@ func (s *Service) requireOwner(ctx context.Context, userID, productID int64) err
 // the write is committed, and its outbox event evicts again everywhere.
 func (s *Service) evict(ctx context.Context, kind string, id int64) {
 	if err := s.cache.Evict(ctx, kind, id); err != nil {
-		s.log.WarnContext(ctx, "cache eviction failed", "kind", kind, "id", id, "err", err)
+		slog.WarnContext(ctx, "cache eviction failed", "component", "catalog", "kind", kind, "id", id, "err", err)
 	}
 }
 

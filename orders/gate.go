@@ -13,14 +13,19 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Gate timings. A gate call that cannot finish quickly is not worth waiting
-// for: PostgreSQL answers without it.
+// Gate timings. A Redis that cannot answer quickly is not worth waiting for:
+// PostgreSQL answers without it.
 const (
-	gateTimeout = 150 * time.Millisecond
-	// After a failed call the gate is bypassed this long, so an outage costs
-	// one failed call per period rather than one per order.
-	gateCooldown = time.Second
-	// A buyer's admitted idempotency key is remembered this long.
+	// dialTimeout bounds connecting: a Redis that is down costs this, once.
+	dialTimeout = 200 * time.Millisecond
+	// ioTimeout bounds one command on an open connection (a hung Redis).
+	ioTimeout = 500 * time.Millisecond
+	// callTimeout bounds a whole call, waiting for a pooled connection included.
+	callTimeout = time.Second
+	// cooldown: after Redis failed, it is not asked again for this long, so an
+	// outage costs one failed call per period rather than one per order.
+	cooldown = time.Second
+	// seenTTL is how long a buyer's idempotency key sent to PostgreSQL is remembered.
 	seenTTL = 24 * time.Hour
 )
 
@@ -28,16 +33,20 @@ const (
 type Admission int
 
 const (
-	// Bypass: the gate does not know (no counter yet, or Redis unreachable);
-	// PostgreSQL decides alone.
+	// Bypass: the gate took nothing (no counter for the drop, or Redis is
+	// cooling down); PostgreSQL decides alone.
 	Bypass Admission = iota
 	// Admitted: the gate took the units; give them back if the order fails.
 	Admitted
 	// SoldOut: not enough is left; answer without touching PostgreSQL.
 	SoldOut
-	// Seen: this buyer's key was admitted before (a retry or a concurrent
-	// twin); PostgreSQL returns that order, so the gate takes nothing.
+	// Seen: this buyer's key went to PostgreSQL before (a retry or a
+	// concurrent twin); PostgreSQL returns that order, the gate took nothing.
 	Seen
+	// Unsure: the call failed, so the units may or may not have been taken.
+	// PostgreSQL decides; if the order fails the units are given back anyway
+	// (a counter too high is safe, one too low is not).
+	Unsure
 )
 
 // admitScript takes ARGV[1] units from the counter KEYS[1] only if that many
@@ -69,9 +78,8 @@ if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('INCRBY', KEYS[1], 
 return false
 `)
 
-// link is a Redis client that fails fast, with a cooldown: after a failed
-// call it is not asked again for gateCooldown, so an outage costs one failed
-// call per period rather than one per order. The gate and the rate limit share it.
+// link is a Redis client that fails fast, with a cooldown after a failure.
+// The gate and the rate limit share one.
 type link struct {
 	rdb redis.UniversalClient
 	log *slog.Logger
@@ -79,6 +87,8 @@ type link struct {
 	brokenUntil atomic.Int64
 	// recovered is signalled when Redis answers again after a failure.
 	recovered chan struct{}
+	// failures counts failed calls.
+	failures atomic.Int64
 }
 
 // newLink returns a link to the servers of rdb through a client of its own
@@ -90,50 +100,73 @@ func newLink(rdb redis.UniversalClient) *link {
 	return &link{rdb: fastClient(rdb), log: slog.Default(), recovered: make(chan struct{}, 1)}
 }
 
-// fastClient returns a client to the same servers as rdb that fails fast.
+// fastClient returns a client to the same servers, with the same credentials,
+// as rdb, that fails fast. Options are built afresh rather than copied: a
+// client's options carry state (its dialer, its push handlers) bound to it.
 func fastClient(rdb redis.UniversalClient) redis.UniversalClient {
 	switch c := rdb.(type) {
 	case *redis.Client:
-		o := *c.Options()
-		o.DialTimeout, o.ReadTimeout, o.WriteTimeout = gateTimeout, gateTimeout, gateTimeout
-		o.PoolTimeout, o.MaxRetries, o.ContextTimeoutEnabled = gateTimeout, -1, true
-		return redis.NewClient(&o)
+		src := c.Options()
+		return redis.NewClient(&redis.Options{
+			Network: src.Network, Addr: src.Addr, Username: src.Username, Password: src.Password,
+			CredentialsProvider: src.CredentialsProvider, DB: src.DB, TLSConfig: src.TLSConfig,
+			Protocol: src.Protocol, PoolSize: src.PoolSize,
+			DialTimeout: dialTimeout, ReadTimeout: ioTimeout, WriteTimeout: ioTimeout, PoolTimeout: callTimeout,
+			MaxRetries: -1, DialerRetries: 1, ContextTimeoutEnabled: true,
+		})
 	case *redis.ClusterClient:
-		o := *c.Options()
-		o.DialTimeout, o.ReadTimeout, o.WriteTimeout = gateTimeout, gateTimeout, gateTimeout
-		o.PoolTimeout, o.MaxRetries, o.ContextTimeoutEnabled = gateTimeout, -1, true
-		return redis.NewClusterClient(&o)
+		src := c.Options()
+		return redis.NewClusterClient(&redis.ClusterOptions{
+			Addrs: src.Addrs, Username: src.Username, Password: src.Password,
+			CredentialsProvider: src.CredentialsProvider, TLSConfig: src.TLSConfig, Protocol: src.Protocol,
+			PoolSize: src.PoolSize, RouteByLatency: src.RouteByLatency, RouteRandomly: src.RouteRandomly,
+			DialTimeout: dialTimeout, ReadTimeout: ioTimeout, WriteTimeout: ioTimeout, PoolTimeout: callTimeout,
+			MaxRetries: -1, DialerRetries: 1, ContextTimeoutEnabled: true,
+		})
 	}
-	return rdb // an unknown client kind: used as it is, bounded by each call's context
+	return rdb // another kind of client: used as it is, bounded by each call's context
 }
 
 // call runs fn against Redis unless the link is cooling down, bounded by
-// gateTimeout and not by the caller's cancellation (a give-back must not stop
-// half way). It reports false when Redis was not asked or failed.
-func (l *link) call(ctx context.Context, what string, fn func(ctx context.Context, rdb redis.UniversalClient) error) bool {
+// callTimeout and not by the caller's cancellation (a give-back must not stop
+// half way). asked is false when Redis was not asked; err is fn's failure.
+func (l *link) call(ctx context.Context, what string, fn func(ctx context.Context, rdb redis.UniversalClient) error) (asked bool, err error) {
+	if l == nil || time.Now().UnixNano() < l.brokenUntil.Load() {
+		return false, nil
+	}
+	return l.try(ctx, what, fn)
+}
+
+// try is call without the cooldown check.
+func (l *link) try(ctx context.Context, what string, fn func(ctx context.Context, rdb redis.UniversalClient) error) (asked bool, err error) {
 	if l == nil {
-		return false
+		return false, nil
 	}
-	if time.Now().UnixNano() < l.brokenUntil.Load() {
-		return false
-	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), gateTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), callTimeout)
 	defer cancel()
-	err := fn(ctx, l.rdb)
+	err = fn(ctx, l.rdb)
 	if err != nil && !errors.Is(err, redis.Nil) {
-		if l.brokenUntil.Swap(time.Now().Add(gateCooldown).UnixNano()) == 0 {
-			l.log.Warn("orders: Redis unreachable, orders go to PostgreSQL alone", "during", what, "err", err)
-		}
-		return false
+		l.failures.Add(1)
+		redisErrors.WithLabelValues(what).Inc()
 	}
-	if l.brokenUntil.Load() != 0 && l.brokenUntil.Swap(0) != 0 {
-		l.log.Info("orders: Redis answers again")
-		select {
-		case l.recovered <- struct{}{}:
-		default:
+	switch {
+	case err == nil || errors.Is(err, redis.Nil):
+		if l.brokenUntil.Load() != 0 && l.brokenUntil.Swap(0) != 0 {
+			l.log.Info("orders: Redis answers again")
+			select {
+			case l.recovered <- struct{}{}:
+			default:
+			}
 		}
+		return true, nil
+	case errors.Is(err, redis.ErrPoolTimeout):
+		// Every connection is busy: this instance is loaded, Redis is not down.
+		return true, err
 	}
-	return true
+	if l.brokenUntil.Swap(time.Now().Add(cooldown).UnixNano()) == 0 {
+		l.log.Warn("orders: Redis unreachable, orders go to PostgreSQL alone", "during", what, "err", err)
+	}
+	return true, err
 }
 
 // Gate is the admission gate in Redis: a counter of each drop's available
@@ -141,7 +174,8 @@ func (l *link) call(ctx context.Context, what string, fn func(ctx context.Contex
 // drop never reaches PostgreSQL. It is only an optimisation: PostgreSQL's
 // conditional update and CHECK constraint are the authority. A counter that
 // is too high costs database work, never an oversell; one that is too low
-// turns buyers away until the Reconciler sets it from PostgreSQL again.
+// turns buyers away until the Reconciler sets it from PostgreSQL again, so
+// wherever the gate cannot know, it errs high.
 //
 // A nil *Gate is valid and always bypasses.
 type Gate struct {
@@ -151,9 +185,9 @@ type Gate struct {
 
 // NewGate returns a gate on the Redis server (or cluster) of rdb, with keys
 // under prefix. The gate talks through a client of its own made from rdb's
-// options with short timeouts and no retries, so an unreachable Redis costs
-// an order milliseconds, not seconds. A nil rdb gives a gate that always
-// bypasses.
+// address and credentials with short timeouts and no retries, so an
+// unreachable Redis costs an order milliseconds, not seconds. A nil rdb gives
+// a gate that always bypasses.
 func NewGate(rdb redis.UniversalClient, prefix string) *Gate {
 	return &Gate{link: newLink(rdb), prefix: prefix}
 }
@@ -178,9 +212,9 @@ func (g *Gate) seenKey(dropID, buyerID int64, idemKey string) string {
 		strconv.FormatInt(buyerID, 10) + ":" + hex.EncodeToString(h[:12])
 }
 
-func (g *Gate) call(ctx context.Context, what string, fn func(ctx context.Context, rdb redis.UniversalClient) error) bool {
+func (g *Gate) call(ctx context.Context, what string, fn func(ctx context.Context, rdb redis.UniversalClient) error) (bool, error) {
 	if g == nil {
-		return false
+		return false, nil
 	}
 	return g.link.call(ctx, what, fn)
 }
@@ -197,48 +231,65 @@ func (g *Gate) Recovered() <-chan struct{} {
 // idempotency key idemKey.
 func (g *Gate) Admit(ctx context.Context, dropID, buyerID int64, idemKey string, q int) Admission {
 	var res int64
-	ok := g.call(ctx, "admit", func(ctx context.Context, rdb redis.UniversalClient) error {
+	asked, err := g.call(ctx, "admit", func(ctx context.Context, rdb redis.UniversalClient) error {
 		var err error
 		res, err = admitScript.Run(ctx, rdb,
 			[]string{g.StockKey(dropID), g.seenKey(dropID, buyerID, idemKey)}, q, int(seenTTL/time.Second)).Int64()
 		return err
 	})
-	if !ok {
-		gateResults.WithLabelValues("bypass").Inc()
-		return Bypass
+	a := Bypass
+	switch {
+	case err != nil:
+		a = Unsure
+	case !asked || res == 0:
+		a = Bypass
+	case res == 1:
+		a = Admitted
+	case res == 2:
+		a = SoldOut
+	case res == 3:
+		a = Seen
 	}
-	switch res {
-	case 1:
-		gateResults.WithLabelValues("admitted").Inc()
-		return Admitted
-	case 2:
-		gateResults.WithLabelValues("sold_out").Inc()
-		return SoldOut
-	case 3:
-		gateResults.WithLabelValues("bypass").Inc()
-		return Seen
-	}
-	gateResults.WithLabelValues("bypass").Inc()
-	return Bypass
+	gateResults.WithLabelValues(a.label()).Inc()
+	return a
 }
 
-// Refund gives back the q units an admitted order took (0 for an order the
-// gate let through without counting) when that order was not placed, and
-// forgets its key, so a retry is judged afresh.
+func (a Admission) label() string {
+	switch a {
+	case Admitted:
+		return "admitted"
+	case SoldOut:
+		return "sold_out"
+	}
+	return "bypass"
+}
+
+// Refund gives back the q units an order the gate let through may have taken
+// (0 when it took none) when that order was not placed, and forgets its key,
+// so a retry is judged afresh.
 func (g *Gate) Refund(ctx context.Context, dropID, buyerID int64, idemKey string, q int) {
-	g.call(ctx, "refund", func(ctx context.Context, rdb redis.UniversalClient) error {
-		return releaseScript.Run(ctx, rdb,
-			[]string{g.StockKey(dropID), g.seenKey(dropID, buyerID, idemKey)}, q).Err()
-	})
+	g.giveBack(ctx, "refund", []string{g.StockKey(dropID), g.seenKey(dropID, buyerID, idemKey)}, q)
 }
 
 // Release gives q units back to the drop's counter, if it has one: stock that
 // PostgreSQL got back (a cancel, an expiry, a decline, a restock). A negative
 // q takes units away (a shrink).
 func (g *Gate) Release(ctx context.Context, dropID int64, q int) {
-	g.call(ctx, "release", func(ctx context.Context, rdb redis.UniversalClient) error {
-		return releaseScript.Run(ctx, rdb, []string{g.StockKey(dropID)}, q).Err()
-	})
+	g.giveBack(ctx, "release", []string{g.StockKey(dropID)}, q)
+}
+
+// giveBack runs releaseScript, once more if the first call failed (even
+// though that failure started a cooldown): a give-back applied twice leaves
+// the counter too high, which is safe, while one lost leaves it too low until
+// the next reconcile. While Redis is cooling down nothing is sent; the
+// reconcile that follows its recovery makes up for it.
+func (g *Gate) giveBack(ctx context.Context, what string, keys []string, q int) {
+	run := func(ctx context.Context, rdb redis.UniversalClient) error {
+		return releaseScript.Run(ctx, rdb, keys, q).Err()
+	}
+	if asked, err := g.call(ctx, what, run); asked && err != nil {
+		g.link.try(ctx, what, run)
+	}
 }
 
 // Load sets the drop's counter to available, PostgreSQL's figure.
@@ -263,8 +314,8 @@ func (g *Gate) LoadMany(ctx context.Context, available map[int64]int) error {
 	return err
 }
 
-// Forget removes the drop's counter and so its admission: for a drop that has
-// ended or was cancelled, PostgreSQL answers DROP_NOT_LIVE.
+// Forget removes the drop's counter: for a drop that has ended or was
+// cancelled, PostgreSQL answers DROP_NOT_LIVE.
 func (g *Gate) Forget(ctx context.Context, dropID int64) {
 	g.call(ctx, "forget", func(ctx context.Context, rdb redis.UniversalClient) error {
 		return rdb.Del(ctx, g.StockKey(dropID)).Err()

@@ -22,6 +22,10 @@ var (
 		Name: "livedrops_gate_total",
 		Help: "Admission gate answers: admitted, sold_out, or bypass (PostgreSQL decides alone).",
 	}, []string{"result"})
+	redisErrors = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "livedrops_gate_redis_errors_total",
+		Help: "Failed Redis calls of the admission gate and the order rate limit, by what was being done.",
+	}, []string{"during"})
 )
 
 // ObserveStock records the drop's available stock while it sells (LIVE or

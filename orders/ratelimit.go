@@ -34,12 +34,12 @@ func (r *rateLimit) allow(ctx context.Context, buyerID int64) error {
 		return nil
 	}
 	var res *redis_rate.Result
-	ok := r.link.call(ctx, "rate limit", func(ctx context.Context, rdb redis.UniversalClient) error {
+	asked, err := r.link.call(ctx, "rate limit", func(ctx context.Context, rdb redis.UniversalClient) error {
 		var err error
 		res, err = redis_rate.NewLimiter(prefixed{rdb, r.prefix}).Allow(ctx, "order:{user:"+strconv.FormatInt(buyerID, 10)+"}", r.limit)
 		return err
 	})
-	if !ok || res.Allowed > 0 {
+	if !asked || err != nil || res.Allowed > 0 {
 		return nil
 	}
 	retry := int(math.Ceil(res.RetryAfter.Seconds()))

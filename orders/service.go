@@ -100,15 +100,19 @@ func (s *Service) PlaceOrder(ctx context.Context, buyerID, dropID int64, quantit
 		IdempotencyKey: idempotencyKey, RequestHash: hash, TTL: s.ttl,
 	}, func(sale store.OrderSale) error { return judge(sale, quantity, now) })
 
+	unsure := admission == Unsure
 	switch {
-	case err != nil && admission == Admitted:
+	case err != nil && (admission == Admitted || unsure):
 		s.gate.Refund(ctx, dropID, buyerID, idempotencyKey, quantity)
 	case err != nil && admission == Bypass:
-		s.gate.Refund(ctx, dropID, buyerID, idempotencyKey, 0)
-	case err == nil && placed.Existing && admission == Admitted:
-		// The units went to no new order; the key stays remembered.
-		s.gate.Release(ctx, dropID, quantity)
+		s.gate.Refund(ctx, dropID, buyerID, idempotencyKey, 0) // forget the key, nothing was taken
+	case err == nil && placed.Existing && (unsure || (admission == Admitted && placed.Order.RequestHash != hash)):
+		s.gate.Release(ctx, dropID, quantity) // the key names another request: nothing of this drop was sold
 	}
+	// An admitted request that finds its own key's order for this very request
+	// keeps the units it took: that order was placed by a twin the gate let
+	// through as Seen, which took none. The gate counts each key once,
+	// whoever of the twins places its order.
 	if err != nil {
 		return nil, err
 	}

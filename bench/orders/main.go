@@ -32,6 +32,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"livedrops/bench/internal/ceiling"
 	"livedrops/bench/internal/gql"
 	"livedrops/bench/internal/ledger"
@@ -108,6 +110,8 @@ type bench struct {
 	db     *store.DB
 	server *serverproc.Server
 	client *gql.Client
+	// redis reads Redis's CPU time for the report.
+	redis  *redis.Client
 	buyers []sandbox.Buyer
 	seller *seller
 
@@ -132,6 +136,11 @@ func (b *bench) run(ctx context.Context) error {
 	if b.box, err = sandbox.New(ctx, sandbox.ServicesFromEnv()); err != nil {
 		return err
 	}
+	redisOpts, err := redis.ParseURL(b.box.Services.RedisURL)
+	if err != nil {
+		return fmt.Errorf("parse Redis URL: %w", err)
+	}
+	b.redis = redis.NewClient(redisOpts)
 	if b.db, err = store.Open(ctx, b.ownURL()); err != nil {
 		return err
 	}
@@ -184,8 +193,13 @@ func (b *bench) run(ctx context.Context) error {
 	for i, by := range b.buyers {
 		buyerIDs[i] = by.ID
 	}
+	pool, err := ceiling.Open(ctx, b.ownURL(), o.conns)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
 	for r := 1; r <= o.rounds; r++ {
-		f, err := b.rawRound(ctx, r, rawDrops[r-1], buyerIDs)
+		f, err := b.rawRound(ctx, pool, r, rawDrops[r-1], buyerIDs)
 		if err != nil {
 			return fmt.Errorf("raw round %d: %w", r, err)
 		}
@@ -262,6 +276,9 @@ func (b *bench) cleanup() error {
 	if b.db != nil {
 		b.db.Close()
 	}
+	if b.redis != nil {
+		b.redis.Close()
+	}
 	if b.box != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
@@ -305,9 +322,9 @@ func (b *bench) graphqlRound(ctx context.Context, r int, rng *mrand.Rand) (round
 		return roundFigures{}, err
 	}
 	jobs := plan(len(b.buyers), b.o.retryPercent, rng)
-	before := sampleCPU(b.server.PID())
+	before := b.sampleCPU(ctx, b.server.PID())
 	answers := stampede(ctx, b.client, b.buyers, dropGID, fmt.Sprintf("r%d-", r), jobs, b.o.conns)
-	cpu, cpuOK := sampleCPU(b.server.PID()).since(before)
+	cpu, cpuOK := b.sampleCPU(ctx, b.server.PID()).since(before)
 	if ctx.Err() != nil {
 		return roundFigures{}, ctx.Err()
 	}
@@ -326,15 +343,19 @@ func (b *bench) graphqlRound(ctx context.Context, r int, rng *mrand.Rand) (round
 	return f, err
 }
 
-func (b *bench) rawRound(ctx context.Context, r int, dropID int64, buyerIDs []int64) (roundFigures, error) {
-	answers, err := ceiling.Run(ctx, b.ownURL(), ceiling.Config{
-		DropID: dropID, Buyers: buyerIDs, Attempts: b.o.buyers, Concurrency: b.o.conns,
+func (b *bench) rawRound(ctx context.Context, pool *ceiling.Pool, r int, dropID int64, buyerIDs []int64) (roundFigures, error) {
+	before := b.sampleCPU(ctx, 0)
+	answers, err := pool.Run(ctx, ceiling.Config{
+		DropID: dropID, Buyers: buyerIDs, Attempts: b.o.buyers,
 		KeyPrefix: fmt.Sprintf("raw%d-", r), PriceCents: b.seller.PriceCents, Currency: b.seller.Currency,
 	})
 	if err != nil {
 		return roundFigures{}, err
 	}
-	return b.judge(ctx, answers, dropID, b.o.buyers, rawID)
+	cpu, cpuOK := b.sampleCPU(ctx, 0).since(before)
+	f, err := b.judge(ctx, answers, dropID, b.o.buyers, rawID)
+	f.CPU, f.CPUOK = cpu, cpuOK
+	return f, err
 }
 
 // judge tallies a round's answers and checks them against PostgreSQL.

@@ -103,7 +103,7 @@ func (b *bench) printRound(kind string, r int, f roundFigures) {
 	}
 	var extra []string
 	if f.CPUOK {
-		extra = append(extra, "CPU "+f.CPU.String())
+		extra = append(extra, f.CPU.String())
 	}
 	if f.Drain > 0 || f.Drained {
 		if f.Drained {

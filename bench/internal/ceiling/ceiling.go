@@ -43,33 +43,51 @@ type Config struct {
 	Buyers []int64
 	// Attempts is how many transactions are tried in all.
 	Attempts int
-	// Concurrency is the number of connections, each running attempts back to back.
-	Concurrency int
 	// KeyPrefix makes idempotency keys unique across runs: KeyPrefix + attempt number.
 	KeyPrefix  string
 	PriceCents int64
 	Currency   string
 }
 
-// Run opens Concurrency connections to databaseURL, then sends every attempt
-// and returns one answer per attempt: Ordered when the transaction committed
-// an order, SoldOut when the conditional update matched no row, Failed (code
-// = SQLSTATE) otherwise. Connections are opened before the clock starts.
-func Run(ctx context.Context, databaseURL string, cfg Config) ([]measure.Answer, error) {
-	if cfg.Concurrency < 1 || cfg.Attempts < 1 || len(cfg.Buyers) == 0 {
-		return nil, errors.New("ceiling: need at least one connection, one attempt and one buyer")
+// Pool is a fixed set of open connections, each running attempts back to back.
+type Pool struct {
+	db    *sql.DB
+	conns int
+}
+
+// Open opens conns connections to databaseURL before any clock starts, so
+// connection setup is never measured. PostgreSQL refusing for too many
+// clients (other work holds connections) is waited out for up to warmPatience.
+func Open(ctx context.Context, databaseURL string, conns int) (*Pool, error) {
+	if conns < 1 {
+		return nil, errors.New("ceiling: need at least one connection")
 	}
 	db, err := sql.Open("postgres", databaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("ceiling: open PostgreSQL: %w", err)
 	}
-	defer db.Close()
-	db.SetMaxOpenConns(cfg.Concurrency)
-	db.SetMaxIdleConns(cfg.Concurrency)
-	if err := warm(ctx, db, cfg.Concurrency); err != nil {
+	db.SetMaxOpenConns(conns)
+	db.SetMaxIdleConns(conns)
+	db.SetConnMaxIdleTime(0)
+	if err := warm(ctx, db, conns); err != nil {
+		db.Close()
 		return nil, err
 	}
+	return &Pool{db: db, conns: conns}, nil
+}
 
+// Close closes the connections.
+func (p *Pool) Close() error { return p.db.Close() }
+
+// Run sends every attempt from all the pool's connections at once and
+// returns one answer per attempt: Ordered when the transaction committed an
+// order, SoldOut when the conditional update matched no row, Failed (code =
+// SQLSTATE) otherwise.
+func (p *Pool) Run(ctx context.Context, cfg Config) ([]measure.Answer, error) {
+	if cfg.Attempts < 1 || len(cfg.Buyers) == 0 {
+		return nil, errors.New("ceiling: need at least one attempt and one buyer")
+	}
+	db := p.db
 	next := make(chan int, cfg.Attempts)
 	for i := range cfg.Attempts {
 		next <- i
@@ -81,7 +99,7 @@ func Run(ctx context.Context, databaseURL string, cfg Config) ([]measure.Answer,
 		fatalMu  sync.Mutex
 		fatalErr error
 	)
-	for range cfg.Concurrency {
+	for range p.conns {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -104,9 +122,7 @@ func Run(ctx context.Context, databaseURL string, cfg Config) ([]measure.Answer,
 	return answers, nil
 }
 
-// warm opens n connections before the clock starts, so connection setup is
-// not measured. PostgreSQL refusing for too many clients (other work on the
-// machine holds connections) is waited out for up to warmPatience.
+// warm opens n connections and gives them back to the pool idle.
 func warm(ctx context.Context, db *sql.DB, n int) error {
 	conns := make([]*sql.Conn, 0, n)
 	defer func() {

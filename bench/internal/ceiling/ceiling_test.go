@@ -18,8 +18,13 @@ func TestRunSellsExactlyTheStock(t *testing.T) {
 	dropID := benchtest.LiveDrop(t, db, "ceiling_creator", stock)
 	buyers := benchtest.Buyers(t, db.DB.DB, attempts)
 
-	answers, err := ceiling.Run(context.Background(), url, ceiling.Config{
-		DropID: dropID, Buyers: buyers, Attempts: attempts, Concurrency: 16,
+	pool, err := ceiling.Open(context.Background(), url, 16)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer pool.Close()
+	answers, err := pool.Run(context.Background(), ceiling.Config{
+		DropID: dropID, Buyers: buyers, Attempts: attempts,
 		KeyPrefix: "raw-1-", PriceCents: 1500, Currency: "EUR",
 	})
 	if err != nil {
@@ -56,9 +61,18 @@ func TestRunSellsExactlyTheStock(t *testing.T) {
 	}
 }
 
-func TestRunRefusesEmptyConfig(t *testing.T) {
-	if _, err := ceiling.Run(context.Background(), "postgres://unused", ceiling.Config{}); err == nil {
-		t.Fatal("Run with no attempts, buyers or connections succeeded")
+func TestRefusesEmptyConfig(t *testing.T) {
+	if _, err := ceiling.Open(context.Background(), "postgres://unused", 0); err == nil {
+		t.Error("Open with no connections succeeded")
+	}
+	url, _ := benchtest.Database(t)
+	pool, err := ceiling.Open(context.Background(), url, 2)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer pool.Close()
+	if _, err := pool.Run(context.Background(), ceiling.Config{}); err == nil {
+		t.Error("Run with no attempts or buyers succeeded")
 	}
 }
 

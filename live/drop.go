@@ -200,13 +200,8 @@ func (h *Hub) SubscribeDrop(ctx context.Context, dropID int64) (*Sub[*DropUpdate
 	if h.opts.DropSnapshot == nil {
 		return nil, fmt.Errorf("live: subscribe to drop #%d: the hub has no DropSnapshot", dropID)
 	}
-	if err := ctx.Err(); err != nil {
+	if err := h.lockOpen(ctx); err != nil {
 		return nil, err
-	}
-	h.lock()
-	if h.closed {
-		h.unlock()
-		return nil, ErrClosed
 	}
 	t := h.drops[dropID]
 	if t == nil {

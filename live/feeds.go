@@ -65,17 +65,13 @@ type DropEvent struct {
 // dropped; a subscriber that lets Options.QueueSize of them wait is ended
 // with ErrSlowConsumer. It ends when ctx is done.
 func (h *Hub) SubscribeCreators(ctx context.Context, creatorIDs []int64) (*Sub[*DropEvent], error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
 	ids := slices.Clone(creatorIDs)
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
-	h.lock()
-	defer h.unlock()
-	if h.closed {
-		return nil, ErrClosed
+	if err := h.lockOpen(ctx); err != nil {
+		return nil, err
 	}
+	defer h.unlock()
 	s := newSub[*DropEvent](h, ctx, "creators")
 	for _, id := range ids {
 		addSub(h.creators, id, s)
@@ -123,14 +119,10 @@ type notificationsCreated struct {
 // Options.QueueSize of them wait is ended with ErrSlowConsumer. It ends when
 // ctx is done.
 func (h *Hub) SubscribeUser(ctx context.Context, userID int64) (*Sub[*domain.Notification], error) {
-	if err := ctx.Err(); err != nil {
+	if err := h.lockOpen(ctx); err != nil {
 		return nil, err
 	}
-	h.lock()
 	defer h.unlock()
-	if h.closed {
-		return nil, ErrClosed
-	}
 	s := newSub[*domain.Notification](h, ctx, "user")
 	addSub(h.users, userID, s)
 	s.detach = func() { removeSub(h.users, userID, s) }
@@ -190,13 +182,8 @@ func orderStatusOf(eventType string) domain.OrderStatus {
 // subscription completes after the update that settles the order
 // (CONFIRMED, CANCELLED, EXPIRED), and ends when ctx is done.
 func (h *Hub) SubscribeOrder(ctx context.Context, orderID int64) (*Sub[*OrderUpdate], error) {
-	if err := ctx.Err(); err != nil {
+	if err := h.lockOpen(ctx); err != nil {
 		return nil, err
-	}
-	h.lock()
-	if h.closed {
-		h.unlock()
-		return nil, ErrClosed
 	}
 	s := newSub[*OrderUpdate](h, ctx, "order")
 	addSub(h.orders, orderID, s)

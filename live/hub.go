@@ -143,6 +143,20 @@ func endAll[T any](m map[int64][]*Sub[T]) {
 
 func (h *Hub) lock() { h.mu.Lock() }
 
+// lockOpen takes the lock to add a subscription; it fails, without the lock,
+// when ctx is over or the hub closed.
+func (h *Hub) lockOpen(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	h.lock()
+	if h.closed {
+		h.unlock()
+		return ErrClosed
+	}
+	return nil
+}
+
 // unlock releases the lock, then runs the callbacks queued under it.
 func (h *Hub) unlock() {
 	after := h.after

@@ -56,6 +56,7 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	log := logging.New(cfg.LogLevel, os.Stdout)
+	slog.SetDefault(log)
 	cmd := ""
 	if len(args) > 0 {
 		cmd = args[0]
@@ -172,7 +173,7 @@ func NewApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (app *App
 	dropSvc := drops.New(app.DB, gate)
 	res := &resolvers.Resolver{
 		DB:           app.DB,
-		Accounts:     accounts.New(app.DB, tokens),
+		Accounts:     accounts.New(app.DB, tokens, kv),
 		Catalog:      catalog.New(app.DB, objects, kv),
 		DropService:  dropSvc,
 		OrderService: orderSvc,
@@ -212,7 +213,8 @@ func NewApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (app *App
 			if v != nil {
 				ctx = domain.WithViewer(ctx, v)
 			}
-			return loaders.WithLoaders(ctx, loaders.New(app.DB, kv)), nil, nil
+			// A subscription lives long: its loaders must not remember results.
+			return loaders.WithLoaders(ctx, loaders.New(app.DB, kv, loaders.NoMemo())), nil, nil
 		},
 		PerRequest: []func(http.Handler) http.Handler{loaders.Middleware(app.DB, kv)},
 		Ready: []httpapi.Check{

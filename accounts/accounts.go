@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"livedrops/auth"
+	"livedrops/cache"
 	"livedrops/domain"
 	"livedrops/store"
 )
@@ -17,11 +18,12 @@ import (
 type Service struct {
 	db     *store.DB
 	tokens *auth.Tokens
+	cache  *cache.Cache
 }
 
-// New returns the accounts service.
-func New(db *store.DB, tokens *auth.Tokens) *Service {
-	return &Service{db: db, tokens: tokens}
+// New returns the accounts service. c may be nil (no cache to keep fresh).
+func New(db *store.DB, tokens *auth.Tokens, c *cache.Cache) *Service {
+	return &Service{db: db, tokens: tokens, cache: c}
 }
 
 // AuthResult is what signing up or logging in gives: a session token and its user.
@@ -109,7 +111,8 @@ func (s *Service) Follow(ctx context.Context, userID, creatorID int64) (*domain.
 	if err := signedIn(userID); err != nil {
 		return nil, err
 	}
-	return s.db.Follow(ctx, creatorID, userID)
+	c, err := s.db.Follow(ctx, creatorID, userID)
+	return s.evictCreator(ctx, c, err)
 }
 
 // Unfollow undoes Follow; unfollowing a creator not followed changes nothing.
@@ -117,7 +120,18 @@ func (s *Service) Unfollow(ctx context.Context, userID, creatorID int64) (*domai
 	if err := signedIn(userID); err != nil {
 		return nil, err
 	}
-	return s.db.Unfollow(ctx, creatorID, userID)
+	c, err := s.db.Unfollow(ctx, creatorID, userID)
+	return s.evictCreator(ctx, c, err)
+}
+
+// evictCreator drops a creator whose follower count changed from the cache, so
+// the next read is fresh. A failed eviction is no failed follow: the TTL bounds
+// how long a stale count can live.
+func (s *Service) evictCreator(ctx context.Context, c *domain.Creator, err error) (*domain.Creator, error) {
+	if err == nil {
+		_ = s.cache.Evict(context.WithoutCancel(ctx), cache.KindCreator, c.ID)
+	}
+	return c, err
 }
 
 // signedIn refuses a missing user id: a caller that forgot to require a viewer.

@@ -26,7 +26,7 @@ func newService(t *testing.T) (*Service, *store.DB, *auth.Tokens) {
 		t.Fatalf("migrate: %v", err)
 	}
 	tokens := auth.NewTokens([]byte("accounts-test-secret"), time.Hour, nil)
-	return New(db, tokens), db, tokens
+	return New(db, tokens, nil), db, tokens
 }
 
 func wantError(t *testing.T, err error, code, field, msg string) {

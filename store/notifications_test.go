@@ -11,8 +11,8 @@ import (
 	"livedrops/domain"
 )
 
-// seedDrop inserts a product of the creator and a drop of it, and returns the drop id.
-func seedDrop(t *testing.T, db *DB, creatorID int64) int64 {
+// seedNotifyDrop inserts a product of the creator and a drop of it, and returns the drop id.
+func seedNotifyDrop(t *testing.T, db *DB, creatorID int64) int64 {
 	t.Helper()
 	var dropID int64
 	err := db.GetContext(context.Background(), &dropID, `WITH p AS (
@@ -25,9 +25,9 @@ func seedDrop(t *testing.T, db *DB, creatorID int64) int64 {
 	return dropID
 }
 
-// seedFollowers inserts n users following the creator, in one statement, and
+// seedNotifyFollowers inserts n users following the creator, in one statement, and
 // returns their ids in ascending order.
-func seedFollowers(t testing.TB, db *DB, creatorID int64, n int) []int64 {
+func seedNotifyFollowers(t testing.TB, db *DB, creatorID int64, n int) []int64 {
 	t.Helper()
 	var ids []int64
 	err := db.SelectContext(context.Background(), &ids, `WITH u AS (
@@ -80,9 +80,9 @@ func TestInsertNotificationsForFollowersWalksInBatches(t *testing.T) {
 	ctx := context.Background()
 	creator := seedCreator(t, db, "ada")
 	other := seedCreator(t, db, "bob")
-	dropID := seedDrop(t, db, creator)
-	followers := seedFollowers(t, db, creator, 25)
-	seedFollowers(t, db, other, 5)
+	dropID := seedNotifyDrop(t, db, creator)
+	followers := seedNotifyFollowers(t, db, creator, 25)
+	seedNotifyFollowers(t, db, other, 5)
 
 	walk := func() (batches [][]domain.Notification) {
 		after := int64(0)
@@ -174,13 +174,13 @@ func TestInsertNotificationsForFollowersExactMultipleAndNone(t *testing.T) {
 	db, _ := openCatalogDB(t)
 	ctx := context.Background()
 	creator := seedCreator(t, db, "ada")
-	dropID := seedDrop(t, db, creator)
+	dropID := seedNotifyDrop(t, db, creator)
 
 	ins, last, done, err := db.InsertNotificationsForFollowers(ctx, creator, dropID, domain.NotificationDropStarted, 0, 10)
 	if err != nil || len(ins) != 0 || last != 0 || !done {
 		t.Fatalf("no followers: %d inserted, last %d, done %v, err %v", len(ins), last, done, err)
 	}
-	followers := seedFollowers(t, db, creator, 20)
+	followers := seedNotifyFollowers(t, db, creator, 20)
 	_, last, done, err = db.InsertNotificationsForFollowers(ctx, creator, dropID, domain.NotificationDropStarted, 0, 20)
 	if err != nil || last != followers[19] || done {
 		t.Fatalf("full batch: last %d, done %v, err %v; want last %d and not done", last, done, err, followers[19])
@@ -198,8 +198,8 @@ func TestInsertNotificationsForFollowersConcurrentWalks(t *testing.T) {
 	db, _ := openCatalogDB(t)
 	ctx := context.Background()
 	creator := seedCreator(t, db, "ada")
-	dropID := seedDrop(t, db, creator)
-	seedFollowers(t, db, creator, 3000)
+	dropID := seedNotifyDrop(t, db, creator)
+	seedNotifyFollowers(t, db, creator, 3000)
 
 	var wg sync.WaitGroup
 	errs := make(chan error, 3)
@@ -249,7 +249,7 @@ func seedUserNotifications(t *testing.T, db *DB, clock *time.Time, creator, user
 	t.Helper()
 	var out []domain.Notification
 	for i := 0; i < n; i++ {
-		dropID := seedDrop(t, db, creator)
+		dropID := seedNotifyDrop(t, db, creator)
 		*clock = clock.Add(time.Minute)
 		ins, _, _, err := db.InsertNotificationsForFollowers(context.Background(), creator, dropID,
 			domain.NotificationDropStarted, user-1, 1)
@@ -321,11 +321,11 @@ func TestNotificationsOfPagination(t *testing.T) {
 	db, clock := openCatalogDB(t)
 	ctx := context.Background()
 	creator := seedCreator(t, db, "ada")
-	user := seedFollowers(t, db, creator, 1)[0]
-	other := seedFollowers(t, db, seedCreator(t, db, "bob"), 1)[0]
+	user := seedNotifyFollowers(t, db, creator, 1)[0]
+	other := seedNotifyFollowers(t, db, seedCreator(t, db, "bob"), 1)[0]
 	ns := seedUserNotifications(t, db, clock, creator, user, 7)
 	// Someone else's notification never shows.
-	otherDrop := seedDrop(t, db, creator)
+	otherDrop := seedNotifyDrop(t, db, creator)
 	if _, err := db.ExecContext(ctx, `INSERT INTO follows (creator_id, follower_id) VALUES ($1, $2)`, creator, other); err != nil {
 		t.Fatal(err)
 	}
@@ -403,7 +403,7 @@ func TestMarkNotificationsRead(t *testing.T) {
 	db, clock := openCatalogDB(t)
 	ctx := context.Background()
 	creator := seedCreator(t, db, "ada")
-	users := seedFollowers(t, db, creator, 2)
+	users := seedNotifyFollowers(t, db, creator, 2)
 	mine := seedUserNotifications(t, db, clock, creator, users[0], 3)
 	// The other user gets notified of the same drops.
 	var theirs []domain.Notification

@@ -7,12 +7,13 @@ SERVICES := scripts/services.sh
 # apt-get needs root; use sudo only when we are not root already.
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help run build test generate migrate seed services services-stop vet clean clean-data postgres-binaries
+.PHONY: help run build test e2e generate migrate seed services services-stop vet clean clean-data postgres-binaries
 
 help:
 	@echo "make run            start the server with embedded PostgreSQL, Redis, Kafka and S3 (override each with its env var)"
 	@echo "make build          build .data/bin/livedrops"
 	@echo "make test           start the services, then run every test with -race"
+	@echo "make e2e            browser tests against the real binary (make test runs them too)"
 	@echo "make services       start PostgreSQL, Redis, the Kafka broker and the S3 server if not running; print their URLs"
 	@echo "make services-stop  stop the Kafka broker and S3 server that 'make services' started"
 	@echo "make generate       regenerate the GraphQL executor from schema.graphqls"
@@ -37,7 +38,11 @@ build:
 
 test: services
 	$(GO) test -race -count=1 -timeout 20m ./...
-# e2e hook: the end-to-end step goes on the line below this one once it lands.
+	scripts/e2e.sh
+
+# Browser tests only, against the real binary on the real services.
+e2e: services
+	scripts/e2e.sh
 
 generate:
 	$(GO) run github.com/99designs/gqlgen generate

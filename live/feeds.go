@@ -144,20 +144,6 @@ func (h *Hub) routeNotifications(p *notificationsCreated) {
 	}
 }
 
-// OrderUpdate is an order's new status: what orderUpdated is told (the
-// resolver reads the order itself for the rest).
-type OrderUpdate struct {
-	OrderID  int64
-	DropID   int64
-	BuyerID  int64
-	Quantity int
-	Status   domain.OrderStatus
-	// Event is the event type that made this update, empty for a state read
-	// from the database.
-	Event string
-	At    time.Time
-}
-
 // settled reports whether an order in status s can change no more.
 func settled(s domain.OrderStatus) bool {
 	return s == domain.OrderConfirmed || s == domain.OrderCancelled || s == domain.OrderExpired
@@ -175,25 +161,31 @@ func orderStatusOf(eventType string) domain.OrderStatus {
 	return domain.OrderPendingPayment
 }
 
-// SubscribeOrder subscribes to one order's status changes (the caller checks
-// the order is the viewer's). With Options.OrderSnapshot the first update is
-// the order's current state, read after the subscription is registered so no
-// event falls in between; events older than it are left out. The
-// subscription completes after the update that settles the order
-// (CONFIRMED, CANCELLED, EXPIRED), and ends when ctx is done.
-func (h *Hub) SubscribeOrder(ctx context.Context, orderID int64) (*Sub[*OrderUpdate], error) {
+// orderChange is an order event, decoded.
+type orderChange struct {
+	orderID int64
+	status  domain.OrderStatus
+	at      time.Time
+}
+
+// SubscribeOrder subscribes to one order, as orderUpdated sends it (the
+// caller checks the order is the viewer's). The first update is the order
+// read with Options.OrderSnapshot, after the subscription is registered so
+// no event falls in between; each later one is that order with the status an
+// event settled it to (CONFIRMED, CANCELLED, EXPIRED). The subscription
+// completes after that update, and ends when ctx is done.
+func (h *Hub) SubscribeOrder(ctx context.Context, orderID int64) (*Sub[*domain.Order], error) {
+	if h.opts.OrderSnapshot == nil {
+		return nil, fmt.Errorf("live: subscribe to order #%d: the hub has no OrderSnapshot", orderID)
+	}
 	if err := h.lockOpen(ctx); err != nil {
 		return nil, err
 	}
-	s := newSub[*OrderUpdate](h, ctx, "order")
+	s := newSub[*domain.Order](h, ctx, "order")
+	s.loading = true
 	addSub(h.orders, orderID, s)
 	s.detach = func() { removeSub(h.orders, orderID, s) }
 	s.watch(ctx)
-	if h.opts.OrderSnapshot == nil {
-		h.unlock()
-		return s, nil
-	}
-	s.loading = true
 	h.unlock()
 
 	snap, err := h.opts.OrderSnapshot(ctx, orderID)
@@ -210,26 +202,40 @@ func (h *Hub) SubscribeOrder(ctx context.Context, orderID int64) (*Sub[*OrderUpd
 		}
 		return s, nil // ctx ended meanwhile: C is closed already
 	}
-	snap.OrderID = orderID
-	// Keep what was heard meanwhile only if it is news: a settled order
-	// changes no more, and a pending one only by settling.
+	snap.ID = orderID
 	heard := s.queue
 	s.queue, s.loading = nil, false
-	first := queued[*OrderUpdate]{v: &snap, final: settled(snap.Status)}
-	s.offer(first, false)
+	s.last = &snap
+	s.offer(queued[*domain.Order]{v: &snap, final: settled(snap.Status)}, false)
+	// What was heard meanwhile is news only if it settles a pending order.
 	for _, q := range heard {
-		if !settled(snap.Status) && settled(q.v.Status) {
-			s.offer(q, false)
+		if settled(q.v.Status) {
+			h.settleOrder(s, orderChange{orderID: orderID, status: q.v.Status, at: q.v.UpdatedAt})
 			break
 		}
 	}
 	return s, nil
 }
 
-func (h *Hub) routeOrder(u *OrderUpdate) {
-	subs := h.orders[u.OrderID]
-	q := queued[*OrderUpdate]{v: u, final: settled(u.Status)}
-	for _, s := range slices.Clone(subs) {
-		s.offer(q, false)
+func (h *Hub) routeOrder(c orderChange) {
+	for _, s := range slices.Clone(h.orders[c.orderID]) {
+		if s.loading {
+			// Kept until the order itself is read; only the status matters.
+			s.offer(queued[*domain.Order]{v: &domain.Order{ID: c.orderID, Status: c.status, UpdatedAt: c.at}}, false)
+			continue
+		}
+		h.settleOrder(s, c)
 	}
+}
+
+// settleOrder hands the subscriber its order settled by c; a change that
+// settles nothing (an order placed, or one settled already) is no news.
+func (h *Hub) settleOrder(s *Sub[*domain.Order], c orderChange) {
+	if !settled(c.status) || s.last == nil || settled(s.last.Status) {
+		return
+	}
+	o := *s.last
+	o.Status, o.UpdatedAt = c.status, c.at
+	s.last = &o
+	s.offer(queued[*domain.Order]{v: &o, final: true}, false)
 }

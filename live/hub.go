@@ -41,9 +41,9 @@ type Options struct {
 	// DropSnapshot reads a drop's current state from the database; it is
 	// required by SubscribeDrop. Its error (NOT_FOUND, ...) is SubscribeDrop's.
 	DropSnapshot func(ctx context.Context, dropID int64) (DropUpdate, error)
-	// OrderSnapshot, when set, reads an order's current state: it is then the
-	// first update of SubscribeOrder.
-	OrderSnapshot func(ctx context.Context, orderID int64) (OrderUpdate, error)
+	// OrderSnapshot reads an order from the database; it is required by
+	// SubscribeOrder, and its error is SubscribeOrder's.
+	OrderSnapshot func(ctx context.Context, orderID int64) (domain.Order, error)
 	// OnSlowConsumer, when set, is called with the subscription's context
 	// after a subscriber was ended with ErrSlowConsumer, so the transport can
 	// close the connection with a code saying so. It must not block.
@@ -69,7 +69,7 @@ type Hub struct {
 	drops    map[int64]*dropTopic
 	creators map[int64][]*Sub[*DropEvent]
 	users    map[int64][]*Sub[*domain.Notification]
-	orders   map[int64][]*Sub[*OrderUpdate]
+	orders   map[int64][]*Sub[*domain.Order]
 	// due: drop topics with a stock flush scheduled; waiting: subscriptions
 	// with updates waiting for their slot.
 	due     map[*dropTopic]struct{}
@@ -100,7 +100,7 @@ func NewHub(log *slog.Logger, opts Options) *Hub {
 		drops:    map[int64]*dropTopic{},
 		creators: map[int64][]*Sub[*DropEvent]{},
 		users:    map[int64][]*Sub[*domain.Notification]{},
-		orders:   map[int64][]*Sub[*OrderUpdate]{},
+		orders:   map[int64][]*Sub[*domain.Order]{},
 		due:      map[*dropTopic]struct{}{},
 		waiting:  map[waiter]struct{}{},
 		recent:   newRecentIDs(opts.RecentEvents),
@@ -222,12 +222,11 @@ func (h *Hub) decode(ev domain.Event) (func(now time.Time), error) {
 		if err := json.Unmarshal(ev.Payload, &p); err != nil {
 			return nil, err
 		}
-		u := &OrderUpdate{OrderID: p.OrderID, DropID: p.DropID, BuyerID: p.BuyerID, Quantity: p.Quantity,
-			Status: p.Status, Event: ev.Type, At: ev.OccurredAt}
-		if u.Status == "" {
-			u.Status = orderStatusOf(ev.Type)
+		c := orderChange{orderID: p.OrderID, status: p.Status, at: ev.OccurredAt}
+		if c.status == "" {
+			c.status = orderStatusOf(ev.Type)
 		}
-		return func(time.Time) { h.routeOrder(u) }, nil
+		return func(time.Time) { h.routeOrder(c) }, nil
 	case EventNotificationsCreated:
 		var p notificationsCreated
 		if err := json.Unmarshal(ev.Payload, &p); err != nil {

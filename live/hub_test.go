@@ -84,6 +84,11 @@ func newTestHub(t testing.TB, opts Options) (*Hub, *snapshots) {
 	if opts.DropSnapshot == nil {
 		opts.DropSnapshot = snaps.read
 	}
+	if opts.OrderSnapshot == nil {
+		opts.OrderSnapshot = func(ctx context.Context, id int64) (domain.Order, error) {
+			return domain.Order{Status: domain.OrderPendingPayment}, nil
+		}
+	}
 	h := NewHub(slog.New(slog.NewTextHandler(io.Discard, nil)), opts)
 	t.Cleanup(h.Close)
 	return h, snaps
@@ -605,6 +610,7 @@ func TestUnsubscribeOnContextEnd(t *testing.T) {
 	next(t, d)
 	closed(t, d)
 	closed(t, u)
+	next(t, o)
 	closed(t, o)
 	closed(t, c)
 	if d.Err() != nil || u.Err() != nil {
@@ -651,49 +657,54 @@ func TestNotificationsReachTheirUser(t *testing.T) {
 }
 
 func TestOrderUpdates(t *testing.T) {
-	orders := map[int64]OrderUpdate{
-		1: {Status: domain.OrderPendingPayment},
+	placed := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	orders := map[int64]domain.Order{
+		1: {Status: domain.OrderPendingPayment, DropID: 9, BuyerID: 5, Quantity: 2, TotalCents: 400, Currency: "EUR", CreatedAt: placed},
 		2: {Status: domain.OrderConfirmed},
 	}
 	gate := make(chan struct{}, 1)
 	gate <- struct{}{}
-	h, _ := newTestHub(t, Options{OrderSnapshot: func(ctx context.Context, id int64) (OrderUpdate, error) {
+	h, _ := newTestHub(t, Options{OrderSnapshot: func(ctx context.Context, id int64) (domain.Order, error) {
 		<-gate
-		u, ok := orders[id]
+		o, ok := orders[id]
 		if !ok {
-			return OrderUpdate{}, domain.Errorf(domain.NotFound, "order not found")
+			return domain.Order{}, domain.Errorf(domain.NotFound, "order not found")
 		}
-		return u, nil
+		return o, nil
 	}})
 	orderEvent := func(typ string, id int64) domain.Event {
-		return event(t, typ, domain.OrderPayload{OrderID: id, DropID: 1, BuyerID: 5, Quantity: 1})
+		return event(t, typ, domain.OrderPayload{OrderID: id, DropID: 9, BuyerID: 5, Quantity: 2})
 	}
 	s, err := h.SubscribeOrder(context.Background(), 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if u := next(t, s); u.Status != domain.OrderPendingPayment || u.OrderID != 1 || u.Event != "" {
-		t.Fatalf("first update %+v", u)
+	if o := next(t, s); o.ID != 1 || o.Status != domain.OrderPendingPayment || o.TotalCents != 400 {
+		t.Fatalf("first update %+v", o)
 	}
-	handle(t, h, orderEvent(domain.EventOrderConfirmed, 1))
-	if u := next(t, s); u.Status != domain.OrderConfirmed || u.Event != domain.EventOrderConfirmed || u.BuyerID != 5 {
-		t.Fatalf("got %+v", u)
+	// Placing it again is no news; paying it is, and the last.
+	placedAgain := orderEvent(domain.EventOrderPlaced, 1)
+	confirmed := orderEvent(domain.EventOrderConfirmed, 1)
+	handle(t, h, placedAgain, confirmed)
+	o := next(t, s)
+	if o.Status != domain.OrderConfirmed || o.TotalCents != 400 || o.Quantity != 2 || !o.UpdatedAt.Equal(confirmed.OccurredAt) || !o.CreatedAt.Equal(placed) {
+		t.Fatalf("got %+v", o)
 	}
 	closed(t, s)
 
-	// Settled already: its state, then the end.
+	// Settled already: the order, then the end.
 	gate <- struct{}{}
 	s, err = h.SubscribeOrder(context.Background(), 2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if u := next(t, s); u.Status != domain.OrderConfirmed {
-		t.Fatalf("got %+v", u)
+	if o := next(t, s); o.Status != domain.OrderConfirmed || o.ID != 2 {
+		t.Fatalf("got %+v", o)
 	}
 	closed(t, s)
 
-	// Events heard while the snapshot is read: only news is kept.
-	done := make(chan *Sub[*OrderUpdate])
+	// Events heard while the order is read: only news is kept.
+	done := make(chan *Sub[*domain.Order])
 	go func() {
 		s, err := h.SubscribeOrder(context.Background(), 1)
 		if err != nil {
@@ -710,14 +721,15 @@ func TestOrderUpdates(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	handle(t, h, orderEvent(domain.EventOrderPlaced, 1), orderEvent(domain.EventOrderExpired, 1))
+	expired := orderEvent(domain.EventOrderExpired, 1)
+	handle(t, h, orderEvent(domain.EventOrderPlaced, 1), expired)
 	gate <- struct{}{}
 	s = <-done
-	if u := next(t, s); u.Status != domain.OrderPendingPayment || u.Event != "" {
-		t.Fatalf("first update %+v", u)
+	if o := next(t, s); o.Status != domain.OrderPendingPayment {
+		t.Fatalf("first update %+v", o)
 	}
-	if u := next(t, s); u.Status != domain.OrderExpired {
-		t.Fatalf("second update %+v", u)
+	if o := next(t, s); o.Status != domain.OrderExpired || o.TotalCents != 400 || !o.UpdatedAt.Equal(expired.OccurredAt) {
+		t.Fatalf("second update %+v", o)
 	}
 	closed(t, s)
 

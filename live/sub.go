@@ -31,6 +31,9 @@ type Sub[T any] struct {
 	// latest returns the newest state of a conflated topic and its sequence
 	// number; nil for topics whose updates are all queued.
 	latest func() (T, uint64)
+	// last is the newest update of a feed that builds each update from the
+	// one before (orders); unused by the others.
+	last T
 	subState
 }
 
@@ -181,7 +184,8 @@ func (s *Sub[T]) end(err error) {
 		return
 	}
 	h := s.hub
-	s.ended, s.err, s.queue, s.latest = true, err, nil, nil
+	var zero T
+	s.ended, s.err, s.queue, s.latest, s.last = true, err, nil, nil, zero
 	close(s.out)
 	if s.stop != nil {
 		s.stop()

@@ -12,7 +12,7 @@ import (
 // healthz says the process serves; it checks nothing else, so a slow
 // database never gets a live instance restarted.
 func healthz(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	writeJSON(w, http.StatusOK, readiness{Status: "ok"})
 }
 
 // checkFailure is what /readyz tells about a failed check: its name and
@@ -20,6 +20,12 @@ func healthz(w http.ResponseWriter, _ *http.Request) {
 type checkFailure struct {
 	Name   string `json:"name"`
 	Reason string `json:"reason"`
+}
+
+// readiness is the body of /readyz.
+type readiness struct {
+	Status string         `json:"status"`
+	Failed []checkFailure `json:"failed,omitempty"`
 }
 
 // readyz runs every check at once, each within checkTimeout, and answers
@@ -53,10 +59,10 @@ func readyz(log *slog.Logger, checks []Check) http.Handler {
 			}
 		}
 		if len(failed) > 0 {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "failed": failed})
+			writeJSON(w, http.StatusServiceUnavailable, readiness{Status: "unavailable", Failed: failed})
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		writeJSON(w, http.StatusOK, readiness{Status: "ok"})
 	})
 }
 

@@ -36,6 +36,7 @@ package httpapi
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"time"
@@ -49,6 +50,7 @@ import (
 	coderws "github.com/coder/websocket"
 	"github.com/vektah/gqlparser/v2/ast"
 
+	"livedrops/domain"
 	"livedrops/logging"
 	"livedrops/metrics"
 )
@@ -201,7 +203,7 @@ func queryHandler(o Options) http.Handler {
 			InsecureSkipVerify: !o.Prod,
 			OriginPatterns:     o.AllowedOrigins,
 		}},
-		InitFunc:              o.InitWebSocket,
+		InitFunc:              initWebSocket(o.Log, o.InitWebSocket),
 		InitTimeout:           wsInitTimeout,
 		KeepAlivePingInterval: keepAlive, // legacy graphql-ws: "ka" messages
 		PingPongInterval:      keepAlive, // graphql-transport-ws: ping, and close if no pong
@@ -241,4 +243,32 @@ func queryHandler(o Options) http.Handler {
 		h = o.Authenticate(h)
 	}
 	return limitBody(o.MaxBodyBytes, h)
+}
+
+// closeForbidden is graphql-transport-ws's close code for a refused
+// connection_init.
+const closeForbidden = 4403
+
+// initWebSocket runs the caller's connection_init check so a refusal closes
+// the socket with 4403 and the error's client message, never its detail.
+func initWebSocket(log *slog.Logger, check transport.WebsocketInitFunc) transport.WebsocketInitFunc {
+	if check == nil {
+		return nil
+	}
+	return func(ctx context.Context, p transport.InitPayload) (context.Context, *transport.InitPayload, error) {
+		// Set before the check, so a close code the check sets wins.
+		ctx = transport.WithWebsocketCloseCode(ctx, closeForbidden)
+		rctx, ack, err := check(ctx, p)
+		if err == nil {
+			return rctx, ack, nil
+		}
+		if rctx == nil {
+			rctx = ctx
+		}
+		if domain.ErrorCode(err) == domain.Internal {
+			log.ErrorContext(ctx, "websocket connection_init failed", "error", err)
+		}
+		msg := domain.ErrorMessage(err)
+		return transport.AppendCloseReason(rctx, msg), nil, errors.New(msg)
+	}
 }

@@ -100,6 +100,16 @@ func (q queryResolver) Viewer(ctx context.Context) (*string, error) {
 	return nil, nil
 }
 
+func (q queryResolver) Slow(ctx context.Context, ms int) (int, error) {
+	q.calls.Add(1)
+	select {
+	case <-time.After(time.Duration(ms) * time.Millisecond):
+		return ms, nil
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}
+
 type mutationResolver struct{ *Resolver }
 
 func (m mutationResolver) Bump(ctx context.Context) (int, error) {
@@ -124,6 +134,22 @@ func (s subscriptionResolver) Ticks(ctx context.Context, count int) (<-chan int,
 				return
 			}
 		}
+	}()
+	return ch, nil
+}
+
+// Hold sends 1 and keeps the subscription open until its context ends.
+func (s subscriptionResolver) Hold(ctx context.Context) (<-chan int, error) {
+	s.calls.Add(1)
+	ch := make(chan int)
+	go func() {
+		defer close(ch)
+		select {
+		case ch <- 1:
+		case <-ctx.Done():
+			return
+		}
+		<-ctx.Done()
 	}()
 	return ch, nil
 }

@@ -121,6 +121,7 @@ type bench struct {
 
 func (b *bench) printf(format string, args ...any) { fmt.Fprintf(b.out, format, args...) }
 
+// run is the whole benchmark: set up, GraphQL rounds, raw rounds, summary.
 func (b *bench) run(ctx context.Context) error {
 	o := b.o
 	if o.buyers < 1 || o.stock < 1 || o.conns < 1 || o.rounds < 1 || o.perUserLimit < 1 ||
@@ -131,7 +132,22 @@ func (b *bench) run(ctx context.Context) error {
 		return fmt.Errorf("server binary %s: %w (build it with `go build -o %s .`)", o.serverBin, err, o.serverBin)
 	}
 	b.header()
+	if err := b.setup(ctx); err != nil {
+		return err
+	}
+	rawDrops, err := b.graphqlRounds(ctx)
+	if err != nil {
+		return err
+	}
+	if err := b.rawRounds(ctx, rawDrops); err != nil {
+		return err
+	}
+	b.summary()
+	return nil
+}
 
+// setup makes the sandbox, its buyers, the server and the seller.
+func (b *bench) setup(ctx context.Context) error {
 	var err error
 	if b.box, err = sandbox.New(ctx, sandbox.ServicesFromEnv()); err != nil {
 		return err
@@ -149,64 +165,68 @@ func (b *bench) run(ctx context.Context) error {
 		return err
 	}
 	started := time.Now()
-	if b.buyers, err = b.box.AddBuyers(ctx, b.db.DB.DB, o.buyers); err != nil {
+	if b.buyers, err = b.box.AddBuyers(ctx, b.db.DB.DB, b.o.buyers); err != nil {
 		return err
 	}
 	b.printf("setup      database %s, Redis prefix %s, Kafka topic %s; %d buyers with tokens in %.1fs\n",
 		b.box.Name, b.box.RedisPrefix, b.box.KafkaTopic, len(b.buyers), time.Since(started).Seconds())
-
 	if err := b.startServer(ctx); err != nil {
 		return err
 	}
-	b.client = gql.New(b.server.URL+"/query", o.conns)
-	if b.seller, err = provisionSeller(ctx, b.client, randomHex(16)); err != nil {
-		return err
-	}
+	b.client = gql.New(b.server.URL+"/query", b.o.conns)
+	b.seller, err = provisionSeller(ctx, b.client, randomHex(16))
+	return err
+}
 
-	rng := mrand.New(mrand.NewPCG(o.seed, o.seed>>1|1))
-	for r := 1; r <= o.rounds; r++ {
+// graphqlRounds runs the rounds through the server, then schedules the raw
+// rounds' drops through it too (so both kinds of drop are made alike) and
+// stops it. It returns the raw rounds' drop ids.
+func (b *bench) graphqlRounds(ctx context.Context) ([]int64, error) {
+	rng := mrand.New(mrand.NewPCG(b.o.seed, b.o.seed>>1|1))
+	for r := 1; r <= b.o.rounds; r++ {
 		f, err := b.graphqlRound(ctx, r, rng)
 		if err != nil {
-			return fmt.Errorf("GraphQL round %d: %w", r, err)
+			return nil, fmt.Errorf("GraphQL round %d: %w", r, err)
 		}
 		b.graphql = append(b.graphql, f)
 		b.printRound("graphql", r, f)
 	}
-
+	rawDrops := make([]int64, b.o.rounds)
+	for r := range rawDrops {
+		var err error
+		if _, rawDrops[r], err = b.seller.liveDrop(ctx, b.client, fmt.Sprintf("Raw ceiling %d", r+1), b.o.stock, b.o.perUserLimit); err != nil {
+			return nil, err
+		}
+	}
 	// The raw ceiling runs with the server stopped: PostgreSQL gets the
 	// machine the server had, and the server's idle pool does not count
 	// against max_connections next to the ceiling's.
-	rawDrops := make([]int64, o.rounds)
-	for r := range rawDrops {
-		if _, rawDrops[r], err = b.seller.liveDrop(ctx, b.client, fmt.Sprintf("Raw ceiling %d", r+1), o.stock, o.perUserLimit); err != nil {
-			return err
-		}
-	}
 	b.client.Close()
 	if err := b.stopServer(); err != nil {
-		return err
+		return nil, err
 	}
-	if err := b.waitServerConnsGone(ctx, 30*time.Second); err != nil {
-		return err
-	}
+	return rawDrops, b.waitServerConnsGone(ctx, 30*time.Second)
+}
+
+// rawRounds runs the raw ceiling on the given drops, one round each.
+func (b *bench) rawRounds(ctx context.Context, drops []int64) error {
 	buyerIDs := make([]int64, len(b.buyers))
 	for i, by := range b.buyers {
 		buyerIDs[i] = by.ID
 	}
-	pool, err := ceiling.Open(ctx, b.ownURL(), o.conns)
+	pool, err := ceiling.Open(ctx, b.ownURL(), b.o.conns)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	for r := 1; r <= o.rounds; r++ {
-		f, err := b.rawRound(ctx, pool, r, rawDrops[r-1], buyerIDs)
+	for r := 1; r <= len(drops); r++ {
+		f, err := b.rawRound(ctx, pool, r, drops[r-1], buyerIDs)
 		if err != nil {
 			return fmt.Errorf("raw round %d: %w", r, err)
 		}
 		b.raw = append(b.raw, f)
 		b.printRound("raw sql", r, f)
 	}
-	b.summary()
 	return nil
 }
 

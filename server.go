@@ -29,6 +29,7 @@ import (
 	"livedrops/graph"
 	"livedrops/httpapi"
 	"livedrops/internal/devstack"
+	"livedrops/internalapi"
 	"livedrops/loaders"
 	"livedrops/logging"
 	"livedrops/media"
@@ -224,6 +225,12 @@ func NewApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (app *App
 			ping("s3", objects.Ping),
 		},
 		Playground: playground(),
+		Extra: map[string]http.Handler{
+			"/internal/": internalapi.New(internalapi.Options{
+				DB: app.DB, Drops: dropSvc, Orders: orderSvc, Cache: kv,
+				Token: cfg.InternalToken, WebhookSecret: []byte(cfg.PaymentWebhookSecret), Log: log,
+			}),
+		},
 	})
 	return app, nil
 }

@@ -250,3 +250,26 @@ func TestExpiryFlipsSoldOutBackToLive(t *testing.T) {
 		t.Fatalf("order after expiry: %+v %v", o, err)
 	}
 }
+
+func TestPayRefusedOnceTheDropIsCancelled(t *testing.T) {
+	s := newSelling(t)
+	ctx := context.Background()
+	d := s.liveDrop(t, 5, 1)
+	buyer := s.User(t, "buyer")
+	o := s.place(t, buyer.ID, d.ID, 1, "k")
+	if _, err := s.DB.TransitionDrop(ctx, store.DropTransition{DropID: d.ID, From: []domain.DropStatus{domain.DropLive},
+		To: domain.DropCancelled, Event: domain.EventDropCancelled, Action: "drop.cancel", Refusal: "no"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.svc.PayOrder(ctx, buyer.ID, o.ID, payments.MethodSucceeds)
+	wantCode(t, err, domain.Conflict)
+	if ps := s.payments(t, o.ID); len(ps) != 0 {
+		t.Fatalf("charged a cancelled drop's order: %+v", ps)
+	}
+	// Its reservation still expires and gives the stock back.
+	s.Clock.Advance(s.Config.ReservationTTL)
+	if n, err := orders.NewSweeper(s.DB, s.svc, nil).Sweep(ctx); err != nil || n != 1 {
+		t.Fatalf("sweep %d %v", n, err)
+	}
+	s.CheckBalance(t, d.ID)
+}

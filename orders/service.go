@@ -194,6 +194,14 @@ func (s *Service) PayOrder(ctx context.Context, buyerID, orderID int64, method s
 	if method == "" || len(method) > 100 {
 		return nil, domain.InvalidInput("paymentMethod", "a payment method is required")
 	}
+	// An ended drop's reservations may still be paid; a cancelled drop's may not.
+	ds, err := s.db.DropsByIDs(ctx, []int64{o.DropID})
+	if err != nil {
+		return nil, err
+	}
+	if len(ds) == 1 && ds[0].Status == domain.DropCancelled {
+		return nil, domain.Errorf(domain.Conflict, "the drop was cancelled; this order can no longer be paid")
+	}
 	ref, status, err := s.provider.Charge(ctx, o.ID, o.TotalCents, o.Currency, method)
 	if err != nil {
 		var de *domain.Error

@@ -48,7 +48,9 @@ type PaymentApplied struct {
 // is keyed by the provider's reference and only a PENDING one is updated, so a
 // result delivered twice (a retried pay, a webhook after the synchronous
 // answer) changes the order once. An order no longer pending is left as it is;
-// Changed says so (a success then needs a refund). The amount recorded is the
+// Changed says so (a success then needs a refund). A pending order past its
+// expiry that no sweeper has reached yet is still confirmed: the charge went
+// through and its units are still reserved. The amount recorded is the
 // order's total: it is what was charged.
 func (db *DB) ApplyPayment(ctx context.Context, r PaymentResult) (*PaymentApplied, error) {
 	now := db.now()

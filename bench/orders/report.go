@@ -33,9 +33,11 @@ type roundFigures struct {
 // Oversold is the units sold beyond stock.
 func (f roundFigures) Oversold() int { return f.Ledger.Oversold() }
 
-// Duplicates are orders PostgreSQL should not hold plus retries answered
-// with an order other than their first answer's.
-func (f roundFigures) Duplicates() int { return f.Ledger.Duplicates() + f.Retries.DifferentOrders }
+// Duplicates counts second orders: those PostgreSQL holds for a buyer and key
+// that already had one, or retries answered with another order than the
+// first answer's, whichever finds more (each is one second order seen from
+// its side, so they are not added up).
+func (f roundFigures) Duplicates() int { return max(f.Ledger.Duplicates(), f.Retries.DifferentOrders) }
 
 // Problems lists what makes the round's figures untrustworthy.
 func (f roundFigures) Problems() []string {

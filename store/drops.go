@@ -156,13 +156,12 @@ func (db *DB) TransitionDrop(ctx context.Context, t DropTransition) (*domain.Dro
 		if err != nil {
 			return mapError(err, "%s drop #%d", t.Action, t.DropID)
 		}
-		if err := db.dropEvent(ctx, tx, t.Event, &d, now); err != nil {
+		evs, err := startEvents(ctx, tx, t.Event, &d, now)
+		if err != nil {
 			return err
 		}
-		if t.To == domain.DropLive && d.Status == domain.DropSoldOut {
-			if err := db.soldOutOnStart(ctx, tx, &d, now); err != nil {
-				return err
-			}
+		if err := insertOutbox(ctx, tx, db.Topic, evs...); err != nil {
+			return err
 		}
 		return writeAudit(ctx, tx, auditBy(ctx, t.ActorID, t.Action, "drop", d.ID, d))
 	})
@@ -193,29 +192,42 @@ func (db *DB) transitionRefused(ctx context.Context, tx *sqlx.Tx, t DropTransiti
 	return domain.Errorf(domain.Conflict, "%s; this drop is %s", t.Refusal, cur.Status)
 }
 
-// soldOutOnStart writes the SoldOut event of a drop that started with nothing available.
-func (db *DB) soldOutOnStart(ctx context.Context, tx *sqlx.Tx, d *domain.Drop, now time.Time) error {
+// startEvents returns the lifecycle event typ of d, followed, for a drop
+// that went on sale with nothing available (straight to SOLD_OUT), by SoldOut.
+func startEvents(ctx context.Context, tx *sqlx.Tx, typ string, d *domain.Drop, now time.Time) ([]domain.Event, error) {
+	ev, err := newDropEvent(typ, d, now)
+	if err != nil {
+		return nil, err
+	}
+	if typ != domain.EventDropStarted || d.Status != domain.DropSoldOut {
+		return []domain.Event{ev}, nil
+	}
 	var s domain.Stock
 	if err := tx.GetContext(ctx, &s, `SELECT `+stockColumns+` FROM inventory WHERE drop_id = $1`, d.ID); err != nil {
-		return mapError(err, "read stock of drop #%d", d.ID)
+		return nil, mapError(err, "read stock of drop #%d", d.ID)
 	}
-	ev, err := NewEvent(domain.EventSoldOut, dropKey(d.ID), stockPayload(d, s), now)
+	soldOut, err := NewEvent(domain.EventSoldOut, dropKey(d.ID), stockPayload(d, s), now)
+	if err != nil {
+		return nil, err
+	}
+	return []domain.Event{ev, soldOut}, nil
+}
+
+// dropEvent writes a drop lifecycle event of d.
+func (db *DB) dropEvent(ctx context.Context, tx *sqlx.Tx, typ string, d *domain.Drop, at time.Time) error {
+	ev, err := newDropEvent(typ, d, at)
 	if err != nil {
 		return err
 	}
 	return insertOutbox(ctx, tx, db.Topic, ev)
 }
 
-// dropEvent writes a drop lifecycle event of d.
-func (db *DB) dropEvent(ctx context.Context, tx *sqlx.Tx, typ string, d *domain.Drop, at time.Time) error {
-	ev, err := NewEvent(typ, dropKey(d.ID), domain.DropPayload{
+// newDropEvent returns the lifecycle event typ of d.
+func newDropEvent(typ string, d *domain.Drop, at time.Time) (domain.Event, error) {
+	return NewEvent(typ, dropKey(d.ID), domain.DropPayload{
 		DropID: d.ID, CreatorID: d.CreatorID, ProductID: d.ProductID,
 		Status: d.Status, StartsAt: d.StartsAt, EndsAt: d.EndsAt,
 	}, at)
-	if err != nil {
-		return err
-	}
-	return insertOutbox(ctx, tx, db.Topic, ev)
 }
 
 func statusStrings(ss []domain.DropStatus) []string {
@@ -273,19 +285,11 @@ func (db *DB) dueDrops(ctx context.Context, limit int, pick, move, event, action
 		evs := make([]domain.Event, 0, len(moved))
 		for i := range moved {
 			d := &moved[i]
-			ev, err := NewEvent(event, dropKey(d.ID), domain.DropPayload{
-				DropID: d.ID, CreatorID: d.CreatorID, ProductID: d.ProductID,
-				Status: d.Status, StartsAt: d.StartsAt, EndsAt: d.EndsAt,
-			}, now)
+			dEvs, err := startEvents(ctx, tx, event, d, now)
 			if err != nil {
 				return err
 			}
-			evs = append(evs, ev)
-			if d.Status == domain.DropSoldOut {
-				if err := db.soldOutOnStart(ctx, tx, d, now); err != nil {
-					return err
-				}
-			}
+			evs = append(evs, dEvs...)
 			if err := writeAudit(ctx, tx, auditBy(ctx, 0, action, "drop", d.ID, d)); err != nil {
 				return err
 			}

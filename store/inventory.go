@@ -116,6 +116,17 @@ func stockMoved(ctx context.Context, tx *sqlx.Tx, d *domain.Drop, m stockMove, a
 	return evs, nil
 }
 
+// writeStockEvents writes evs (the order events of a sale, if any) followed
+// by the stock events of the move m that left d at after.
+func (db *DB) writeStockEvents(ctx context.Context, tx *sqlx.Tx, evs []domain.Event, d *domain.Drop, m stockMove,
+	after domain.Stock, now time.Time) error {
+	stockEvs, err := stockMoved(ctx, tx, d, m, after, now)
+	if err != nil {
+		return err
+	}
+	return insertOutbox(ctx, tx, db.Topic, append(evs, stockEvs...)...)
+}
+
 // isLow reports whether s has 10 % of its total or less available.
 func isLow(s domain.Stock) bool { return s.Available*10 <= s.Total }
 
@@ -163,11 +174,7 @@ func (db *DB) AdjustStock(ctx context.Context, dropID int64, delta, maxTotal int
 		case domain.DropEnded, domain.DropCancelled:
 			return domain.Errorf(domain.Conflict, "the drop is %s; its stock can no longer change", d.Status)
 		}
-		evs, err := stockMoved(ctx, tx, d, m, after, now)
-		if err != nil {
-			return err
-		}
-		if err := insertOutbox(ctx, tx, db.Topic, evs...); err != nil {
+		if err := db.writeStockEvents(ctx, tx, nil, d, m, after, now); err != nil {
 			return err
 		}
 		return writeAudit(ctx, tx, auditBy(ctx, actorID, "inventory.adjust", "drop", dropID,

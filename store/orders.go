@@ -118,11 +118,7 @@ func (db *DB) PlaceOrder(ctx context.Context, in NewOrder, admit func(OrderSale)
 		if err != nil {
 			return err
 		}
-		stockEvs, err := stockMoved(ctx, tx, d, m, after, now)
-		if err != nil {
-			return err
-		}
-		if err := insertOutbox(ctx, tx, db.Topic, append(evs, stockEvs...)...); err != nil {
+		if err := db.writeStockEvents(ctx, tx, evs, d, m, after, now); err != nil {
 			return err
 		}
 		if err := writeAudit(ctx, tx, auditBy(ctx, in.BuyerID, "order.place", "order", o.ID, o)); err != nil {
@@ -330,11 +326,7 @@ func (db *DB) releaseOrders(ctx context.Context, tx *sqlx.Tx, event string, orde
 		}
 		evs = append(evs, ev...)
 	}
-	stockEvs, err := stockMoved(ctx, tx, d, m, after, now)
-	if err != nil {
-		return nil, err
-	}
-	if err := insertOutbox(ctx, tx, db.Topic, append(evs, stockEvs...)...); err != nil {
+	if err := db.writeStockEvents(ctx, tx, evs, d, m, after, now); err != nil {
 		return nil, err
 	}
 	for i := range orders {

@@ -141,11 +141,7 @@ func (db *DB) confirmOrder(ctx context.Context, tx *sqlx.Tx, o *domain.Order, ac
 	if err != nil {
 		return err
 	}
-	stockEvs, err := stockMoved(ctx, tx, d, m, after, now)
-	if err != nil {
-		return err
-	}
-	if err := insertOutbox(ctx, tx, db.Topic, append(evs, stockEvs...)...); err != nil {
+	if err := db.writeStockEvents(ctx, tx, evs, d, m, after, now); err != nil {
 		return err
 	}
 	out.Changed, out.Stock = true, &after

@@ -229,11 +229,25 @@ func TestAdjustStockBounds(t *testing.T) {
 	if err != nil || started.Status != domain.DropSoldOut {
 		t.Fatalf("start with nothing available: %+v %v", started, err)
 	}
-	if n := w.CountEvents(t, orderstest.DropKey(d.ID), domain.EventSoldOut); n != 1 {
-		t.Fatalf("%d SoldOut events", n)
+	evs := w.Events(t, orderstest.DropKey(d.ID))
+	if n := len(evs); n < 2 || evs[n-2] != domain.EventDropStarted || evs[n-1] != domain.EventSoldOut {
+		t.Fatalf("events %v: want DropStarted then SoldOut last", evs)
+	}
+	// The same when the scheduler starts it.
+	e := w.ScheduledDrop(t, 10, 1)
+	if _, _, err := w.DB.AdjustStock(ctx, e.ID, -10, 100, 0); err != nil {
+		t.Fatal(err)
+	}
+	w.Clock.Advance(time.Hour)
+	if ds, err := w.DB.StartDueDrops(ctx, 10); err != nil || len(ds) != 1 || ds[0].Status != domain.DropSoldOut {
+		t.Fatalf("scheduled start with nothing available: %+v %v", ds, err)
+	}
+	evs = w.Events(t, orderstest.DropKey(e.ID))
+	if n := len(evs); n < 2 || evs[n-2] != domain.EventDropStarted || evs[n-1] != domain.EventSoldOut {
+		t.Fatalf("events %v: want DropStarted then SoldOut last", evs)
 	}
 	gs, err := w.DB.GateStocks(ctx, 0, 10)
-	if err != nil || len(gs) != 1 || gs[0].Available != 0 || gs[0].Status != domain.DropSoldOut {
+	if err != nil || len(gs) != 2 || gs[0].Available != 0 || gs[0].Status != domain.DropSoldOut {
 		t.Fatalf("gate stocks %+v %v", gs, err)
 	}
 }

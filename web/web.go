@@ -1,6 +1,7 @@
 // Package web serves the pages the server shows to people: the GraphQL
-// Playground (GraphiQL) at "/", with every script and style embedded in the
-// binary so it works with no network beyond the server itself.
+// Playground (GraphiQL) at "/" and a drop's live page at "/drops/{id}", with
+// every script and style embedded in the binary so they work with no network
+// beyond the server itself.
 package web
 
 import (
@@ -63,19 +64,25 @@ var playgroundHTML string
 
 var playgroundTemplate = template.Must(template.New("playground").Parse(playgroundHTML))
 
-// Handler serves the Playground page at "/" and the embedded assets under
-// AssetPrefix ("/assets/"); mount it at "/" (a more specific route such as
-// "/query" still wins in an http.ServeMux). Any other path is 404. It panics
-// on an endpoint that is neither a path nor an http(s)/ws(s) URL, as
+// Handler serves the Playground page at "/", the live drop page at
+// DropRoute ("/drops/{id}") and the embedded assets under AssetPrefix
+// ("/assets/"); mount it at "/" (a more specific route such as "/query"
+// still wins in an http.ServeMux). Any other path is 404. It panics on an
+// endpoint that is neither a path nor an http(s)/ws(s) URL, as
 // http.ServeMux does on a bad pattern: a configuration error found at start.
 func Handler(opts Options) http.Handler {
 	page, err := newPage(opts)
 	if err != nil {
 		panic(err)
 	}
+	drop, err := newDropPage(opts, page.connectSrc)
+	if err != nil {
+		panic(err)
+	}
 	mux := http.NewServeMux()
 	mux.Handle(AssetPrefix, Assets())
 	mux.Handle("/{$}", page)
+	mux.Handle(DropRoute, drop)
 	return mux
 }
 

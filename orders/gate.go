@@ -27,6 +27,10 @@ const (
 	cooldown = time.Second
 	// seenTTL is how long a buyer's idempotency key sent to PostgreSQL is remembered.
 	seenTTL = 24 * time.Hour
+	// counterTTL bounds a counter's life unless the reconciler renews it (every
+	// pass sets every selling drop's counter): a counter it no longer sets (an
+	// ended drop's, left by a race with its end) goes away on its own.
+	counterTTL = 10 * time.Minute
 )
 
 // Admission is the gate's answer to one order.
@@ -297,7 +301,7 @@ func (g *Gate) Load(ctx context.Context, dropID int64, available int) error {
 	if g == nil || g.link == nil {
 		return nil
 	}
-	return g.link.rdb.Set(ctx, g.StockKey(dropID), available, 0).Err()
+	return g.link.rdb.Set(ctx, g.StockKey(dropID), available, counterTTL).Err()
 }
 
 // LoadMany sets several drops' counters in one pipeline.
@@ -307,7 +311,7 @@ func (g *Gate) LoadMany(ctx context.Context, available map[int64]int) error {
 	}
 	_, err := g.link.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for id, n := range available {
-			p.Set(ctx, g.StockKey(id), n, 0)
+			p.Set(ctx, g.StockKey(id), n, counterTTL)
 		}
 		return nil
 	})

@@ -278,6 +278,10 @@ func TestMissingCounterFallsThroughToPostgres(t *testing.T) {
 	if n := s.counter(t, d.ID); n != 1 {
 		t.Fatalf("reconciled counter %d, want 1", n)
 	}
+	// Counters live only as long as the reconciler keeps renewing them.
+	if ttl, err := s.Redis.TTL(ctx, s.gate.StockKey(d.ID)).Result(); err != nil || ttl <= 0 || ttl > time.Hour {
+		t.Fatalf("counter TTL %v %v", ttl, err)
+	}
 }
 
 func TestIdempotency(t *testing.T) {

@@ -24,7 +24,8 @@ type Reconciler struct {
 	db   *store.DB
 	gate *Gate
 	log  *slog.Logger
-	// Interval is the pause between passes.
+	// Interval is the pause between passes; keep it well under the counters'
+	// lifetime (counterTTL), which each pass renews.
 	Interval time.Duration
 }
 

@@ -1,0 +1,119 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"runtime"
+	"strings"
+
+	"livedrops/bench/internal/measure"
+)
+
+func (b *bench) header() {
+	o := b.o
+	b.printf("live updates benchmark (make bench-live)\n")
+	b.printf("machine    %d CPU cores shared by everything: the server, this load process (subscribers and buyers),\n", runtime.NumCPU())
+	b.printf("           PostgreSQL, Redis, the Kafka broker and the S3 server. Figures are this machine's, not a capacity claim.\n")
+	if load, err := os.ReadFile("/proc/loadavg"); err == nil {
+		if f := strings.Fields(string(load)); len(f) >= 3 {
+			b.printf("           load average before the run %s %s %s (1/5/15 min)\n", f[0], f[1], f[2])
+		}
+	}
+	b.printf("load       %d WebSocket subscribers (graphql-transport-ws, dropUpdated: status and stock) on one LIVE drop\n", o.subscribers)
+	b.printf("           of %d units, anonymous, from this process; then %d buyers order one unit each over %d keep-alive\n", o.stock, o.buyers, o.conns)
+	b.printf("           HTTP connections while they listen\n")
+	b.printf("latency    per new stock state a subscriber receives: receipt - start of the transaction that made it\n")
+	b.printf("           (outbox created_at = its now(), taken before the row-lock wait and the commit: an upper bound);\n")
+	b.printf("           lower bound: receipt - when that order's HTTP answer (sent after the commit) reached the buyer\n")
+	b.printf("memory     server VmRSS (and Go heap + stacks from /metrics) %s after start and %s after the last\n", o.idleSettle, o.idleSettle)
+	b.printf("           subscriber got its first state, difference / subscribers\n")
+}
+
+func ms(d float64) string { return fmt.Sprintf("%.1f", d) }
+
+func percentiles(s measure.Summary) string {
+	if s.Count == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("p50 %s, p95 %s, p99 %s, max %s ms (n=%d)", ms(measure.Millis(s.P50)), ms(measure.Millis(s.P95)),
+		ms(measure.Millis(s.P99)), ms(measure.Millis(s.Max)), s.Count)
+}
+
+func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
+
+func (b *bench) report() {
+	f := b.f
+	n := b.o.subscribers
+	b.printf("connect    %d subscribers connected and received their first state in %.1fs (%.0f/s); the server counts %.0f drop subscriptions\n",
+		n, f.ConnectTime.Seconds(), float64(n)/f.ConnectTime.Seconds(), f.ServerSubs)
+	b.printf("idle       server RSS %s -> %s = %.1f KiB per subscriber; Go heap+stacks %s -> %s = %.1f KiB per subscriber\n",
+		mib(f.Idle.RSS), mib(f.Loaded.RSS), f.MemoryPerSubs, mib(f.Idle.Go()), mib(f.Loaded.Go()), f.GoPerSubs)
+	o := f.Orders
+	b.printf("stampede   accepted %d in %.2fs = %.0f/s | answers %d in %.2fs | accepted p99 %s ms, SOLD_OUT p99 %s ms\n",
+		o.Accepted, o.AcceptedWindow.Seconds(), o.AcceptedPerSecond(), o.Answers, o.AnswerWindow.Seconds(),
+		ms(measure.Millis(o.OrderedLatency.P99)), ms(measure.Millis(o.SoldOutLatency.P99)))
+	l := f.Ledger
+	b.printf("           drop #%d: available %d + reserved %d + sold %d = total %d, %s; %d orders; outbox published %.1fs after the last answer\n",
+		l.DropID, l.Available, l.Reserved, l.Sold, l.Total, f.Final.Status, l.Orders, f.OutboxDrain.Seconds())
+	d := f.Delivery
+	b.printf("delivery   %d updates delivered (%.1f per subscriber) of %d stock states committed; %d new stock states timed\n",
+		d.Updates, float64(d.Updates)/float64(n), f.Commits, f.FromBegin.Count)
+	b.printf("           from the transaction's start (upper bound): %s\n", percentiles(f.FromBegin))
+	b.printf("           from the order's answer (lower bound):      %s\n", percentiles(f.FromAnswer))
+	b.printf("final      stale subscribers %d after %.2fs (last state not the final one); streams ended early %d; states moved back %d; unmatched %d\n",
+		f.Stale, f.Settle.Seconds(), len(f.Ended), d.MovedBack, d.Unmatched)
+	if len(f.Ended) > 0 {
+		b.printf("           first early end: %v\n", f.Ended[0])
+	}
+	p50, p99 := measure.Millis(f.FromBegin.P50), measure.Millis(f.FromBegin.P99)
+	b.printf("targets\n")
+	b.printf("  delivery p99 < %.0f ms (upper bound): %.1f ms  %s\n", targetP99Ms, p99, passFail(f.FromBegin.Count > 0 && p99 < targetP99Ms))
+	b.printf("  stale subscribers = 0: %d  %s\n", f.Stale, passFail(f.Stale == 0))
+	b.printf("  server memory per idle subscriber <= %.0f KiB (RSS): %.1f KiB  %s\n", targetKiBPerSubscriber, f.MemoryPerSubs,
+		passFail(f.MemoryPerSubs <= targetKiBPerSubscriber))
+	b.printf("%s\n", lastLine(n, p50, p99, f.Stale, f.MemoryPerSubs))
+}
+
+func passFail(ok bool) string {
+	if ok {
+		return "PASS"
+	}
+	return "FAIL"
+}
+
+// lastLine is the machine-readable summary, always the output's last line.
+func lastLine(subscribers int, p50, p99 float64, stale int, kibPerSubscriber float64) string {
+	return fmt.Sprintf("live: subscribers=%d p50_ms=%d p99_ms=%d stale=%d kib_per_subscriber=%d",
+		subscribers, int(math.Round(p50)), int(math.Round(p99)), stale, int(math.Round(kibPerSubscriber)))
+}
+
+// verdict is the exit code once the run completed: 1 when a subscriber was
+// left stale or lost its stream, or the figures cannot be trusted.
+func (b *bench) verdict() int {
+	f := b.f
+	var why []string
+	if f.Stale > 0 {
+		why = append(why, fmt.Sprintf("%d subscribers stale", f.Stale))
+	}
+	if len(f.Ended) > 0 {
+		why = append(why, fmt.Sprintf("%d subscriptions ended early (first: %v)", len(f.Ended), f.Ended[0]))
+	}
+	if f.Delivery.MovedBack > 0 {
+		why = append(why, fmt.Sprintf("%d states moved the stock back", f.Delivery.MovedBack))
+	}
+	if f.Delivery.Unmatched > 0 {
+		why = append(why, fmt.Sprintf("%d states match no stock event", f.Delivery.Unmatched))
+	}
+	if f.FromBegin.Count == 0 {
+		why = append(why, "no stock update reached any subscriber")
+	}
+	if n := f.Ledger.Oversold(); n > 0 {
+		why = append(why, fmt.Sprintf("%d units oversold", n))
+	}
+	if len(why) == 0 {
+		return 0
+	}
+	fmt.Fprintln(os.Stderr, "bench-live: failed:", strings.Join(why, "; "))
+	return 1
+}

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
@@ -30,10 +31,12 @@ import (
 	"livedrops/httpapi"
 	"livedrops/internal/devstack"
 	"livedrops/internalapi"
+	"livedrops/live"
 	"livedrops/loaders"
 	"livedrops/logging"
 	"livedrops/media"
 	"livedrops/metrics"
+	"livedrops/notify"
 	"livedrops/orders"
 	"livedrops/payments"
 	"livedrops/resolvers"
@@ -184,6 +187,9 @@ func NewApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (app *App
 			return app, err
 		}
 	}
+	if res.Hub, err = app.startLive(kv); err != nil {
+		return app, err
+	}
 	schema := graph.NewExecutableSchema(graph.Config{Resolvers: res, Complexity: resolvers.Complexity()})
 
 	relay := events.NewRelay(app.DB, cfg.DatabaseURL, app.producer, cfg.KafkaTopic, log)
@@ -217,7 +223,7 @@ func NewApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (app *App
 			// A subscription lives long: its loaders must not remember results.
 			return loaders.WithLoaders(ctx, loaders.New(app.DB, kv, loaders.NoMemo())), nil, nil
 		},
-		PerRequest: []func(http.Handler) http.Handler{loaders.Middleware(app.DB, kv)},
+		PerRequest: []func(http.Handler) http.Handler{resolvers.Streams, loaders.Middleware(app.DB, kv)},
 		Ready: []httpapi.Check{
 			ping("postgres", app.DB.PingContext),
 			ping("redis", func(ctx context.Context) error { return app.Redis.Ping(ctx).Err() }),
@@ -251,41 +257,61 @@ func (a *App) Listen() error {
 // Addr is the bound address, after Listen.
 func (a *App) Addr() string { return a.listener.Addr().String() }
 
-// Serve runs the background workers and the HTTP server until ctx ends, then
-// shuts down gracefully.
+// Serve runs the background workers and the HTTP server until ctx ends (or a
+// worker fails), then shuts down gracefully: live streams end at once, so
+// their clients reconnect elsewhere, and the workers stop before Serve returns.
 func (a *App) Serve(ctx context.Context) error {
 	if err := a.Listen(); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, len(a.workers)+1)
+	var workers sync.WaitGroup
+	errc := make(chan error, len(a.workers))
 	for _, w := range a.workers {
-		go func() {
+		workers.Go(func() {
 			if err := w(ctx); err != nil && !errors.Is(err, context.Canceled) {
 				errc <- err
+				cancel()
 			}
-		}()
+		})
 	}
-	srv := &http.Server{Handler: a.Handler, ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		if err := srv.Serve(a.listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			errc <- err
-		}
-	}()
 	a.Log.Info("Live Drops is up: GraphQL Playground at " + playgroundURL(a.Addr()))
-	var err error
-	select {
-	case <-ctx.Done():
-	case err = <-errc:
-		a.Log.Error("stopping", "err", err)
+	srv := &http.Server{Handler: a.Handler, ReadHeaderTimeout: 10 * time.Second}
+	err := httpapi.Serve(ctx, srv, a.listener, a.Log, shutdownGrace)
+	cancel()
+	if !waitFor(&workers, shutdownGrace) {
+		a.Log.Warn("stopping", "err", fmt.Errorf("background workers still running %s after shutdown began", shutdownGrace))
 	}
-	shutdownCtx, done := context.WithTimeout(context.Background(), 15*time.Second)
-	defer done()
-	if serr := srv.Shutdown(shutdownCtx); serr != nil {
-		a.Log.Warn("shutdown", "err", serr)
+	select {
+	case werr := <-errc:
+		a.Log.Error("stopping", "err", werr)
+		if err == nil {
+			err = werr
+		}
+	default:
 	}
 	return err
+}
+
+// shutdownGrace bounds the HTTP shutdown and, after it, the workers' stop.
+const shutdownGrace = 15 * time.Second
+
+// waitFor waits for wg at most d, reporting whether it was done in time.
+func waitFor(wg *sync.WaitGroup, d time.Duration) bool {
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		return false
+	}
 }
 
 // Close releases everything NewApp acquired, the embedded stack last.
@@ -318,3 +344,101 @@ func playgroundURL(addr string) string {
 
 // playground is the GraphiQL page at / with its assets, wired to /query.
 func playground() http.Handler { return web.Handler(web.Options{Endpoint: "/query"}) }
+
+// Consumer groups of the shared consumers: one copy of each sees every event.
+const (
+	notifierGroup = "livedrops-notifier"
+	cacheGroup    = "livedrops-cache"
+	// defaultTopic is KAFKA_TOPIC's default; see consumerGroup.
+	defaultTopic = "livedrops.events"
+	// recentEvents is how many event ids a shared consumer remembers to skip
+	// a redelivery without work.
+	recentEvents = 4096
+)
+
+// consumerGroup names a shared consumer's group for topic: the group itself
+// on the default topic, suffixed with any other topic, so deployments (or
+// tests) with topics of their own on one broker never share a group, whose
+// members would rebalance together.
+func consumerGroup(group, topic string) string {
+	if topic == defaultTopic {
+		return group
+	}
+	return group + "." + topic
+}
+
+// startLive creates the live hub and the consumers around it: a tail
+// consumer feeding the hub in this instance, and the notifier and cache
+// invalidator in their shared groups. They run with the workers; Close
+// closes the consumers first, then the hub.
+func (a *App) startLive(kv *cache.Cache) (*live.Hub, error) {
+	cfg := a.Config
+	hub := live.NewHub(a.Log, live.Options{
+		DropSnapshot:   dropSnapshot(a.DB),
+		OrderSnapshot:  orderSnapshot(a.DB),
+		OnSlowConsumer: resolvers.EndStream,
+	})
+	a.closers = append(a.closers, func() error { hub.Close(); return nil })
+
+	tail, err := events.NewTailConsumer(cfg.KafkaBrokers, cfg.KafkaTopic, hub.Handle, a.Log)
+	if err != nil {
+		return nil, err
+	}
+	a.addConsumer(tail)
+	notifier, err := events.NewGroupConsumer(cfg.KafkaBrokers, consumerGroup(notifierGroup, cfg.KafkaTopic), cfg.KafkaTopic,
+		events.Dedupe(notify.New(a.DB, a.Log).Handle, recentEvents), a.Log)
+	if err != nil {
+		return nil, err
+	}
+	a.addConsumer(notifier)
+	invalidator, err := events.NewGroupConsumer(cfg.KafkaBrokers, consumerGroup(cacheGroup, cfg.KafkaTopic), cfg.KafkaTopic,
+		events.Dedupe(cache.NewInvalidator(kv).Handle, recentEvents), a.Log)
+	if err != nil {
+		return nil, err
+	}
+	a.addConsumer(invalidator)
+	return hub, nil
+}
+
+// addConsumer runs c with the workers and closes it on Close.
+func (a *App) addConsumer(c *events.Consumer) {
+	a.workers = append(a.workers, c.Run)
+	a.closers = append(a.closers, func() error { c.Close(); return nil })
+}
+
+// dropSnapshot reads a drop's state for the first message of dropUpdated.
+// The status is read before the stock: a sale that flips the status between
+// the two reads also publishes the event that brings the status along.
+func dropSnapshot(db *store.DB) func(context.Context, int64) (live.DropUpdate, error) {
+	return func(ctx context.Context, dropID int64) (live.DropUpdate, error) {
+		ds, err := db.DropsByIDs(ctx, []int64{dropID})
+		if err != nil {
+			return live.DropUpdate{}, err
+		}
+		if len(ds) == 0 {
+			return live.DropUpdate{}, domain.Errorf(domain.NotFound, "drop not found")
+		}
+		stocks, err := db.StocksByDropIDs(ctx, []int64{dropID})
+		if err != nil {
+			return live.DropUpdate{}, err
+		}
+		if len(stocks) == 0 {
+			return live.DropUpdate{}, fmt.Errorf("read stock of drop #%d: no inventory row", dropID)
+		}
+		return live.DropUpdate{DropID: dropID, Status: ds[0].Status, Stock: stocks[0], At: time.Now()}, nil
+	}
+}
+
+// orderSnapshot reads an order for the first message of orderUpdated.
+func orderSnapshot(db *store.DB) func(context.Context, int64) (domain.Order, error) {
+	return func(ctx context.Context, orderID int64) (domain.Order, error) {
+		os, err := db.OrdersByIDs(ctx, []int64{orderID})
+		if err != nil {
+			return domain.Order{}, err
+		}
+		if len(os) == 0 {
+			return domain.Order{}, domain.Errorf(domain.NotFound, "order not found")
+		}
+		return os[0], nil
+	}
+}

@@ -56,3 +56,20 @@ func (s *PaymentStatus) UnmarshalGQL(v any) error {
 	}
 	return fmt.Errorf("%q is not a payment status", str)
 }
+
+// MarshalGQL writes the kind as a GraphQL enum value.
+func (k NotificationKind) MarshalGQL(w io.Writer) { io.WriteString(w, strconv.Quote(string(k))) }
+
+// UnmarshalGQL reads a GraphQL enum value.
+func (k *NotificationKind) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("notification kind must be a string")
+	}
+	switch NotificationKind(str) {
+	case NotificationDropScheduled, NotificationDropStarted:
+		*k = NotificationKind(str)
+		return nil
+	}
+	return fmt.Errorf("%q is not a notification kind", str)
+}

@@ -55,6 +55,8 @@ type Loaders struct {
 	Drops          *dataloader.Loader[int64, *domain.Drop]
 	Stocks         *dataloader.Loader[int64, *domain.Stock] // by drop id
 	PaymentByOrder *dataloader.Loader[int64, *domain.Payment]
+	// Notifications are read by id whoever owns them: callers check the owner.
+	Notifications *dataloader.Loader[int64, *domain.Notification]
 	// ViewerFollows says whether the context's viewer follows each creator id
 	// (false for an anonymous viewer).
 	ViewerFollows *dataloader.Loader[int64, bool]
@@ -78,6 +80,7 @@ func New(db *store.DB, c *cache.Cache, opts ...Option) *Loaders {
 		Drops:          direct(set, db.DropsByIDs, func(d *domain.Drop) int64 { return d.ID }),
 		Stocks:         direct(set, db.StocksByDropIDs, func(s *domain.Stock) int64 { return s.DropID }),
 		PaymentByOrder: direct(set, db.PaymentsByOrderIDs, func(p *domain.Payment) int64 { return p.OrderID }),
+		Notifications:  direct(set, db.NotificationsByIDs, func(n *domain.Notification) int64 { return n.ID }),
 	}
 	l.CreatorByUser = newLoader(set, func(ctx context.Context, userIDs []int64) (map[int64]*domain.Creator, error) {
 		return creatorsByUser(ctx, db, c, l.Creators, userIDs)

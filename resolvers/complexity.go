@@ -20,6 +20,9 @@ func Complexity() graph.ComplexityRoot {
 	c.Product.Drops = connectionCost
 	c.User.Following = connectionCost
 	c.User.Orders = connectionCost
+	c.User.Notifications = func(child int, _ *bool, first *int, after *string, last *int, before *string) int {
+		return connectionCost(child, first, after, last, before)
+	}
 	return c
 }
 

@@ -26,8 +26,8 @@ func viewerAnd(ctx context.Context, gid, typ string) (*domain.Viewer, int64, err
 	return v, id, nil
 }
 
-// node loads any object by global id; unknown ids and orders the viewer may
-// not see give null.
+// node loads any object by global id; unknown ids, and orders and
+// notifications the viewer may not see, give null.
 func (r *Resolver) node(ctx context.Context, gid string) (domain.Node, error) {
 	typ, id, err := domain.ParseGlobalID(gid)
 	if err != nil {
@@ -55,6 +55,16 @@ func (r *Resolver) node(ctx context.Context, gid string) (domain.Node, error) {
 			return nil, nil
 		}
 		return asNode(o, err)
+	case domain.TypeNotification:
+		v := domain.ViewerFrom(ctx)
+		if v == nil {
+			return nil, nil
+		}
+		n, err := l.Notifications.Load(ctx, id)()
+		if err != nil || n == nil || n.UserID != v.UserID {
+			return nil, err
+		}
+		return *n, nil
 	}
 	return nil, nil
 }

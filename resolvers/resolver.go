@@ -7,6 +7,7 @@ import (
 	"livedrops/accounts"
 	"livedrops/catalog"
 	"livedrops/drops"
+	"livedrops/live"
 	"livedrops/orders"
 	"livedrops/store"
 )
@@ -18,4 +19,6 @@ type Resolver struct {
 	Catalog      *catalog.Service
 	DropService  *drops.Service
 	OrderService *orders.Service
+	// Hub is this instance's live hub: every subscription is one of its Subs.
+	Hub *live.Hub
 }

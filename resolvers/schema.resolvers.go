@@ -12,6 +12,7 @@ import (
 	"livedrops/drops"
 	"livedrops/graph"
 	"livedrops/graph/model"
+	"livedrops/live"
 	"livedrops/loaders"
 )
 
@@ -86,6 +87,14 @@ func (r *dropResolver) Creator(ctx context.Context, obj *domain.Drop) (*domain.C
 
 func (r *dropResolver) Stock(ctx context.Context, obj *domain.Drop) (*domain.Stock, error) {
 	return loaders.For(ctx).Stocks.Load(ctx, obj.ID)()
+}
+
+func (r *dropEventResolver) Drop(ctx context.Context, obj *live.DropEvent) (*domain.Drop, error) {
+	return loaders.For(ctx).Drops.Load(ctx, obj.DropID)()
+}
+
+func (r *dropUpdateResolver) Drop(ctx context.Context, obj *live.DropUpdate) (*domain.Drop, error) {
+	return loaders.For(ctx).Drops.Load(ctx, obj.DropID)()
 }
 
 func (r *mediaResolver) ID(ctx context.Context, obj *domain.Media) (string, error) {
@@ -243,6 +252,30 @@ func (r *mutationResolver) CancelOrder(ctx context.Context, id string) (*domain.
 	return r.OrderService.CancelOrder(ctx, v.UserID, orderID)
 }
 
+func (r *mutationResolver) MarkNotificationsRead(ctx context.Context, ids []string) (int, error) {
+	v, err := domain.RequireViewer(ctx)
+	if err != nil {
+		return 0, err
+	}
+	keys, err := idArgs(ids, domain.TypeNotification, "ids", maxMarkRead)
+	if err != nil {
+		return 0, err
+	}
+	return r.DB.MarkNotificationsRead(ctx, v.UserID, keys)
+}
+
+func (r *notificationResolver) ID(ctx context.Context, obj *domain.Notification) (string, error) {
+	return domain.GlobalID(domain.TypeNotification, obj.ID), nil
+}
+
+func (r *notificationResolver) Drop(ctx context.Context, obj *domain.Notification) (*domain.Drop, error) {
+	return loaders.For(ctx).Drops.Load(ctx, obj.DropID)()
+}
+
+func (r *notificationResolver) Creator(ctx context.Context, obj *domain.Notification) (*domain.Creator, error) {
+	return loaders.For(ctx).Creators.Load(ctx, obj.CreatorID)()
+}
+
 func (r *orderResolver) ID(ctx context.Context, obj *domain.Order) (string, error) {
 	return domain.GlobalID(domain.TypeOrder, obj.ID), nil
 }
@@ -366,6 +399,57 @@ func (r *queryResolver) LiveDrops(ctx context.Context, first *int, after *string
 	return dropConnection(page), nil
 }
 
+func (r *subscriptionResolver) DropUpdated(ctx context.Context, dropID string) (<-chan *live.DropUpdate, error) {
+	id, err := idArg(dropID, domain.TypeDrop, "dropId")
+	if err != nil {
+		return nil, err
+	}
+	if err := openSubscription(ctx); err != nil {
+		return nil, err
+	}
+	return channel(r.Hub.SubscribeDrop(ctx, id))
+}
+
+func (r *subscriptionResolver) DropEvents(ctx context.Context, creatorIds []string) (<-chan *live.DropEvent, error) {
+	ids, err := r.watchedCreators(ctx, creatorIds)
+	if err != nil {
+		return nil, err
+	}
+	if err := openSubscription(ctx); err != nil {
+		return nil, err
+	}
+	return channel(r.Hub.SubscribeCreators(ctx, ids))
+}
+
+func (r *subscriptionResolver) NotificationAdded(ctx context.Context) (<-chan *domain.Notification, error) {
+	v, err := domain.RequireViewer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := openSubscription(ctx); err != nil {
+		return nil, err
+	}
+	return channel(r.Hub.SubscribeUser(ctx, v.UserID))
+}
+
+func (r *subscriptionResolver) OrderUpdated(ctx context.Context, orderID string) (<-chan *domain.Order, error) {
+	v, err := domain.RequireViewer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	id, err := idArg(orderID, domain.TypeOrder, "orderId")
+	if err != nil {
+		return nil, err
+	}
+	if err := r.requireBuyer(ctx, v.UserID, id); err != nil {
+		return nil, err
+	}
+	if err := openSubscription(ctx); err != nil {
+		return nil, err
+	}
+	return channel(r.Hub.SubscribeOrder(ctx, id))
+}
+
 func (r *userResolver) ID(ctx context.Context, obj *domain.User) (string, error) {
 	return domain.GlobalID(domain.TypeUser, obj.ID), nil
 }
@@ -403,35 +487,60 @@ func (r *userResolver) Orders(ctx context.Context, obj *domain.User, first *int,
 	return c, nil
 }
 
-// Creator returns graph.CreatorResolver implementation.
+func (r *userResolver) Notifications(ctx context.Context, obj *domain.User, unreadFirst *bool, first *int, after *string, last *int, before *string) (*model.NotificationConnection, error) {
+	if v := domain.ViewerFrom(ctx); v == nil || v.UserID != obj.ID {
+		return nil, domain.Errorf(domain.Forbidden, "only the user can see their notifications")
+	}
+	p, err := pageArgs(first, after, last, before)
+	if err != nil {
+		return nil, err
+	}
+	page, err := r.DB.NotificationsOf(ctx, obj.ID, unreadFirst != nil && *unreadFirst, p)
+	if err != nil {
+		return nil, err
+	}
+	c := &model.NotificationConnection{}
+	c.Edges, c.PageInfo = connect(page, func(cur string, n *domain.Notification) *model.NotificationEdge {
+		return &model.NotificationEdge{Cursor: cur, Node: n}
+	})
+	return c, nil
+}
+
 func (r *Resolver) Creator() graph.CreatorResolver { return &creatorResolver{r} }
 
-// Drop returns graph.DropResolver implementation.
 func (r *Resolver) Drop() graph.DropResolver { return &dropResolver{r} }
 
-// Media returns graph.MediaResolver implementation.
+func (r *Resolver) DropEvent() graph.DropEventResolver { return &dropEventResolver{r} }
+
+func (r *Resolver) DropUpdate() graph.DropUpdateResolver { return &dropUpdateResolver{r} }
+
 func (r *Resolver) Media() graph.MediaResolver { return &mediaResolver{r} }
 
-// Mutation returns graph.MutationResolver implementation.
 func (r *Resolver) Mutation() graph.MutationResolver { return &mutationResolver{r} }
 
-// Order returns graph.OrderResolver implementation.
+func (r *Resolver) Notification() graph.NotificationResolver { return &notificationResolver{r} }
+
 func (r *Resolver) Order() graph.OrderResolver { return &orderResolver{r} }
 
-// Product returns graph.ProductResolver implementation.
 func (r *Resolver) Product() graph.ProductResolver { return &productResolver{r} }
 
-// Query returns graph.QueryResolver implementation.
 func (r *Resolver) Query() graph.QueryResolver { return &queryResolver{r} }
 
-// User returns graph.UserResolver implementation.
+func (r *Resolver) Subscription() graph.SubscriptionResolver { return &subscriptionResolver{r} }
+
 func (r *Resolver) User() graph.UserResolver { return &userResolver{r} }
 
-type creatorResolver struct{ *Resolver }
-type dropResolver struct{ *Resolver }
-type mediaResolver struct{ *Resolver }
-type mutationResolver struct{ *Resolver }
-type orderResolver struct{ *Resolver }
-type productResolver struct{ *Resolver }
-type queryResolver struct{ *Resolver }
-type userResolver struct{ *Resolver }
+type (
+	creatorResolver      struct{ *Resolver }
+	dropResolver         struct{ *Resolver }
+	dropEventResolver    struct{ *Resolver }
+	dropUpdateResolver   struct{ *Resolver }
+	mediaResolver        struct{ *Resolver }
+	mutationResolver     struct{ *Resolver }
+	notificationResolver struct{ *Resolver }
+	orderResolver        struct{ *Resolver }
+	productResolver      struct{ *Resolver }
+	queryResolver        struct{ *Resolver }
+	subscriptionResolver struct{ *Resolver }
+	userResolver         struct{ *Resolver }
+)

@@ -112,6 +112,22 @@ type MediaUpload struct {
 type Mutation struct {
 }
 
+// A page of notifications.
+type NotificationConnection struct {
+	// The notifications of this page, each with its cursor.
+	Edges []*NotificationEdge `json:"edges"`
+	// Where this page sits.
+	PageInfo *PageInfo `json:"pageInfo"`
+}
+
+// A notification in a connection.
+type NotificationEdge struct {
+	// The position of this notification in the list.
+	Cursor string `json:"cursor"`
+	// The notification.
+	Node *domain.Notification `json:"node"`
+}
+
 // A page of orders.
 type OrderConnection struct {
 	// The orders of this page, each with its cursor.
@@ -209,6 +225,12 @@ type SignUpInput struct {
 	Password string `json:"password"`
 	// 1 to 80 characters.
 	DisplayName string `json:"displayName"`
+}
+
+// Live updates, over WebSocket (graphql-transport-ws or the legacy graphql-ws)
+// or server-sent events. Each stream starts from the current state, so a client
+// that reconnects is never stale.
+type Subscription struct {
 }
 
 // Changes to a product; absent fields stay as they are.

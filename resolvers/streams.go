@@ -1,0 +1,72 @@
+package resolvers
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"sync"
+
+	"livedrops/domain"
+)
+
+// MaxSubscriptionsPerStream caps the subscriptions open at once on one
+// connection: a WebSocket multiplexes a client's subscriptions, and each one
+// holds state in the hub, so one connection must not hold without bound.
+const MaxSubscriptionsPerStream = 100
+
+// ErrSlowStream is why a stream was ended for a subscriber that fell behind.
+var ErrSlowStream = errors.New("a subscriber on this connection fell too far behind")
+
+// stream is one request or connection carrying subscriptions: a WebSocket,
+// an SSE request, or any other request (which carries none).
+type stream struct {
+	end  context.CancelCauseFunc
+	mu   sync.Mutex
+	open int
+}
+
+type streamKey struct{}
+
+// Streams gives every request a stream: its subscriptions are counted
+// against MaxSubscriptionsPerStream, and EndStream can end it. It goes in
+// httpapi's PerRequest chain, so a WebSocket's subscriptions share the stream
+// of its upgrade request.
+func Streams(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithCancelCause(r.Context())
+		defer cancel(nil)
+		ctx = context.WithValue(ctx, streamKey{}, &stream{end: cancel})
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+// EndStream ends the stream a subscription's context belongs to: a WebSocket
+// is closed, an SSE response finished. It is the hub's OnSlowConsumer: a
+// subscriber that fell behind means its connection does not keep up, and
+// its client, reconnecting, starts again from a fresh snapshot.
+func EndStream(ctx context.Context, _ string) {
+	if s, ok := ctx.Value(streamKey{}).(*stream); ok {
+		s.end(ErrSlowStream)
+	}
+}
+
+// openSubscription counts a subscription against its stream's cap until ctx,
+// the subscription's context, ends; past the cap it answers LIMIT_EXCEEDED.
+func openSubscription(ctx context.Context) error {
+	s, ok := ctx.Value(streamKey{}).(*stream)
+	if !ok {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.open >= MaxSubscriptionsPerStream {
+		return domain.Errorf(domain.LimitExceeded, "at most %d subscriptions may be open on one connection", MaxSubscriptionsPerStream)
+	}
+	s.open++
+	context.AfterFunc(ctx, func() {
+		s.mu.Lock()
+		s.open--
+		s.mu.Unlock()
+	})
+	return nil
+}

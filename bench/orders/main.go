@@ -146,7 +146,8 @@ func (b *bench) run(ctx context.Context) error {
 	return nil
 }
 
-// setup makes the sandbox, its buyers, the server and the seller.
+// setup makes the sandbox, starts the server on it (which applies its own
+// migrations: the schema is the server's), then the buyers and the seller.
 func (b *bench) setup(ctx context.Context) error {
 	var err error
 	if b.box, err = sandbox.New(ctx, sandbox.ServicesFromEnv()); err != nil {
@@ -157,22 +158,19 @@ func (b *bench) setup(ctx context.Context) error {
 		return fmt.Errorf("parse Redis URL: %w", err)
 	}
 	b.redis = redis.NewClient(redisOpts)
+	if err := b.startServer(ctx); err != nil {
+		return err
+	}
 	if b.db, err = store.Open(ctx, b.ownURL()); err != nil {
 		return err
 	}
 	b.db.SetMaxOpenConns(4) // the benchmark's own reads; the load has its own pools
-	if err := b.db.Migrate(); err != nil {
-		return err
-	}
 	started := time.Now()
 	if b.buyers, err = b.box.AddBuyers(ctx, b.db.DB.DB, b.o.buyers); err != nil {
 		return err
 	}
 	b.printf("setup      database %s, Redis prefix %s, Kafka topic %s; %d buyers with tokens in %.1fs\n",
 		b.box.Name, b.box.RedisPrefix, b.box.KafkaTopic, len(b.buyers), time.Since(started).Seconds())
-	if err := b.startServer(ctx); err != nil {
-		return err
-	}
 	b.client = gql.New(b.server.URL+"/query", b.o.conns)
 	b.seller, err = provisionSeller(ctx, b.client, randomHex(16))
 	return err
@@ -342,9 +340,11 @@ func (b *bench) graphqlRound(ctx context.Context, r int, rng *mrand.Rand) (round
 		return roundFigures{}, err
 	}
 	jobs := plan(len(b.buyers), b.o.retryPercent, rng)
+	metricsBefore := scrapeCounters(ctx, b.server.URL)
 	before := b.sampleCPU(ctx, b.server.PID())
 	answers := stampede(ctx, b.client, b.buyers, dropGID, fmt.Sprintf("r%d-", r), jobs, b.o.conns)
 	cpu, cpuOK := b.sampleCPU(ctx, b.server.PID()).since(before)
+	serverCounters := scrapeCounters(ctx, b.server.URL).delta(metricsBefore)
 	if ctx.Err() != nil {
 		return roundFigures{}, ctx.Err()
 	}
@@ -357,6 +357,7 @@ func (b *bench) graphqlRound(ctx context.Context, r int, rng *mrand.Rand) (round
 	}
 	f.Retries = checkRetries(answers)
 	f.CPU, f.CPUOK = cpu, cpuOK
+	f.ServerCounters = serverCounters
 	// The relay publishes the round's events after the last answer; the next
 	// round starts once it is done, so rounds do not overlap.
 	f.Drain, f.Drained, err = b.waitOutbox(ctx, 60*time.Second)

@@ -25,6 +25,8 @@ type roundFigures struct {
 	Retries    retryCheck
 	CPU        cpuUse
 	CPUOK      bool
+	// ServerCounters is what the server's own counters say of the round.
+	ServerCounters string
 	// Drain is how long after the last answer the outbox took to empty.
 	Drain   time.Duration
 	Drained bool
@@ -116,6 +118,9 @@ func (b *bench) printRound(kind string, r int, f roundFigures) {
 	}
 	if len(extra) > 0 {
 		b.printf("                 %s\n", strings.Join(extra, "; "))
+	}
+	if f.ServerCounters != "" {
+		b.printf("                 server counters: %s\n", f.ServerCounters)
 	}
 	for _, p := range f.Problems() {
 		b.printf("                 PROBLEM: %s\n", p)

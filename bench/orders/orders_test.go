@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -103,5 +104,29 @@ func TestProcessAndMachineCPU(t *testing.T) {
 	}
 	if _, err := processCPU(1 << 30); err == nil {
 		t.Error("processCPU of no process succeeded")
+	}
+}
+
+func TestCountersDelta(t *testing.T) {
+	before := parseCounters(strings.NewReader(`# HELP livedrops_gate_total x
+# TYPE livedrops_gate_total counter
+livedrops_gate_total{result="admitted"} 10
+livedrops_gate_total{result="sold_out"} 5
+livedrops_orders_total{outcome="accepted"} 10
+go_goroutines 42
+`))
+	after := parseCounters(strings.NewReader(`livedrops_gate_total{result="admitted"} 510
+livedrops_gate_total{result="sold_out"} 5
+livedrops_gate_total{result="bypass"} 3
+livedrops_orders_total{outcome="accepted"} 510
+livedrops_orders_total{outcome="SOLD_OUT"} 1.5e+03
+go_goroutines 50
+`))
+	want := "gate admitted=500 bypass=3; placeOrder SOLD_OUT=1500 accepted=500"
+	if got := after.delta(before); got != want {
+		t.Errorf("delta = %q, want %q", got, want)
+	}
+	if got := counters(nil).delta(before); got != "" {
+		t.Errorf("delta without a scrape = %q", got)
 	}
 }

@@ -44,14 +44,17 @@ type DropPayload struct {
 	EndsAt    time.Time  `json:"endsAt"`
 }
 
-// StockPayload is the payload of StockChanged, StockLow and SoldOut.
+// StockPayload is the payload of StockChanged, StockLow and SoldOut: the
+// stock after the change, its version and the drop's status after it.
 type StockPayload struct {
-	DropID    int64 `json:"dropId"`
-	CreatorID int64 `json:"creatorId"`
-	Total     int   `json:"total"`
-	Available int   `json:"available"`
-	Reserved  int   `json:"reserved"`
-	Sold      int   `json:"sold"`
+	DropID    int64      `json:"dropId"`
+	CreatorID int64      `json:"creatorId"`
+	Total     int        `json:"total"`
+	Available int        `json:"available"`
+	Reserved  int        `json:"reserved"`
+	Sold      int        `json:"sold"`
+	Version   int64      `json:"version"`
+	Status    DropStatus `json:"status"`
 }
 
 // OrderPayload is the payload of the order events.

@@ -77,6 +77,8 @@ type Stock struct {
 	Available int   `db:"available"`
 	Reserved  int   `db:"reserved"`
 	Sold      int   `db:"sold"`
+	// Version grows with every change, so a newer state is told from an older one.
+	Version int64 `db:"version"`
 }
 
 // OrderStatus is an order's place in its life: PENDING_PAYMENT → CONFIRMED / CANCELLED / EXPIRED.

@@ -26,12 +26,10 @@ type DropUpdate struct {
 	At time.Time
 }
 
-// stockChange is the payload of StockChanged, StockLow and SoldOut. Version
-// and Status are read when the payload carries them (see the package doc).
+// stockChange is the payload of StockChanged, StockLow and SoldOut, with the
+// inventory's version and the drop's status after the change.
 type stockChange struct {
 	domain.StockPayload
-	Version int64             `json:"version"`
-	Status  domain.DropStatus `json:"status"`
 }
 
 // dropChange is one event about a drop, decoded.

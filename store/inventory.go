@@ -12,7 +12,7 @@ import (
 	"livedrops/domain"
 )
 
-const stockColumns = `drop_id, total, available, reserved, sold`
+const stockColumns = `drop_id, total, available, reserved, sold, version`
 
 // StocksByDropIDs returns the inventory of the given drops, in no particular
 // order; ids that match nothing are left out.
@@ -51,10 +51,11 @@ type stockRow struct {
 func moveStock(ctx context.Context, tx *sqlx.Tx, dropID int64, m stockMove, maxTotal int) (*domain.Drop, domain.Stock, bool, error) {
 	var row stockRow
 	err := tx.GetContext(ctx, &row, `UPDATE inventory i SET
-			total = i.total + $2, available = i.available + $3, reserved = i.reserved + $4, sold = i.sold + $5
+			total = i.total + $2, available = i.available + $3, reserved = i.reserved + $4, sold = i.sold + $5,
+			version = i.version + 1
 		FROM drops d
 		WHERE i.drop_id = $1 AND d.id = i.drop_id AND i.available + $3 >= 0 AND i.total + $2 <= $6
-		RETURNING i.drop_id, i.total, i.available, i.reserved, i.sold, d.id, d.product_id, d.creator_id, d.title,
+		RETURNING i.drop_id, i.total, i.available, i.reserved, i.sold, i.version, d.id, d.product_id, d.creator_id, d.title,
 			d.status, d.starts_at, d.ends_at, d.per_user_limit, d.created_at, d.updated_at`,
 		dropID, m.Total, m.Available, m.Reserved, m.Sold, maxTotal)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -71,7 +72,7 @@ const noStockCap = 1 << 30
 
 func stockPayload(d *domain.Drop, s domain.Stock) domain.StockPayload {
 	return domain.StockPayload{DropID: d.ID, CreatorID: d.CreatorID, Total: s.Total,
-		Available: s.Available, Reserved: s.Reserved, Sold: s.Sold}
+		Available: s.Available, Reserved: s.Reserved, Sold: s.Sold, Version: s.Version, Status: d.Status}
 }
 
 // stockMoved returns the events of a move m that left the drop d at after, and
@@ -81,37 +82,35 @@ func stockPayload(d *domain.Drop, s domain.Stock) domain.StockPayload {
 // of the total or below (and not to zero: that is SoldOut).
 func stockMoved(ctx context.Context, tx *sqlx.Tx, d *domain.Drop, m stockMove, after domain.Stock, now time.Time) ([]domain.Event, error) {
 	before := domain.Stock{DropID: after.DropID, Total: after.Total - m.Total, Available: after.Available - m.Available}
-	key := dropKey(d.ID)
-	payload := stockPayload(d, after)
-	changed, err := NewEvent(domain.EventStockChanged, key, payload, now)
-	if err != nil {
-		return nil, err
-	}
-	evs := []domain.Event{changed}
-	if !isLow(before) && isLow(after) && after.Available > 0 {
-		low, err := NewEvent(domain.EventStockLow, key, payload, now)
-		if err != nil {
-			return nil, err
-		}
-		evs = append(evs, low)
-	}
+	// Flip first, so every event carries the status the move left the drop in.
+	soldOut := false
 	switch {
 	case before.Available > 0 && after.Available == 0:
 		flipped, err := flipStatus(ctx, tx, d, domain.DropLive, domain.DropSoldOut, now)
 		if err != nil {
 			return nil, err
 		}
-		if flipped {
-			soldOut, err := NewEvent(domain.EventSoldOut, key, payload, now)
-			if err != nil {
-				return nil, err
-			}
-			evs = append(evs, soldOut)
-		}
+		soldOut = flipped
 	case before.Available == 0 && after.Available > 0:
 		if _, err := flipStatus(ctx, tx, d, domain.DropSoldOut, domain.DropLive, now); err != nil {
 			return nil, err
 		}
+	}
+	types := []string{domain.EventStockChanged}
+	if !isLow(before) && isLow(after) && after.Available > 0 {
+		types = append(types, domain.EventStockLow)
+	}
+	if soldOut {
+		types = append(types, domain.EventSoldOut)
+	}
+	payload := stockPayload(d, after)
+	evs := make([]domain.Event, 0, len(types))
+	for _, typ := range types {
+		ev, err := NewEvent(typ, dropKey(d.ID), payload, now)
+		if err != nil {
+			return nil, err
+		}
+		evs = append(evs, ev)
 	}
 	return evs, nil
 }

@@ -100,7 +100,12 @@ func TestPlaceOrderEventsAndSale(t *testing.T) {
 	if err := json.Unmarshal(last.Payload, &sp); err != nil {
 		t.Fatal(err)
 	}
-	if sp != (domain.StockPayload{DropID: d.ID, CreatorID: w.Creator.ID, Total: 10, Available: 0, Reserved: 10}) || last.Key != orderstest.DropKey(d.ID) {
+	stocks, err := w.DB.StocksByDropIDs(context.Background(), []int64{d.ID})
+	if err != nil || len(stocks) != 1 || stocks[0].Version == 0 {
+		t.Fatalf("stock %+v, %v: want one with a version", stocks, err)
+	}
+	if sp != (domain.StockPayload{DropID: d.ID, CreatorID: w.Creator.ID, Total: 10, Available: 0, Reserved: 10,
+		Version: stocks[0].Version, Status: domain.DropSoldOut}) || last.Key != orderstest.DropKey(d.ID) {
 		t.Fatalf("SoldOut event %+v, payload %+v", last, sp)
 	}
 	if got := w.DropNow(t, d.ID).Status; got != domain.DropSoldOut {

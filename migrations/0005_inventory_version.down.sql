@@ -1,0 +1,1 @@
+ALTER TABLE inventory DROP COLUMN version;

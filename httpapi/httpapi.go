@@ -75,11 +75,12 @@ const (
 	DefaultDepth        = 12
 )
 
-// Timings of long-lived connections.
+// keepAlive is how often WebSocket and SSE connections are pinged, well
+// under the idle timeouts of common proxies (60 s). A variable for tests.
+var keepAlive = 15 * time.Second
+
+// Timings and sizes.
 const (
-	// keepAlive is how often WebSocket and SSE connections are pinged, well
-	// under the idle timeouts of common proxies (60 s).
-	keepAlive = 15 * time.Second
 	// wsInitTimeout bounds the wait for connection_init.
 	wsInitTimeout = 10 * time.Second
 	// checkTimeout bounds each readiness check.
@@ -217,6 +218,9 @@ func queryHandler(o Options) http.Handler {
 
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](queryCacheSize))
 	srv.SetParserTokenLimit(parserTokenLimit)
+	// "Did you mean …" names fields: with introspection off, it would still
+	// let anyone map the schema.
+	srv.SetDisableSuggestion(o.Prod)
 	srv.SetErrorPresenter(presenter{log: o.Log}.present)
 	srv.SetRecoverFunc(recoverer{log: o.Log}.recover)
 

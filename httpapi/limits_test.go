@@ -195,3 +195,22 @@ func TestPlaygroundIntrospectionPassesDefaultLimits(t *testing.T) {
 		t.Fatalf("status %d body %.500s", r.status, r.body)
 	}
 }
+
+func TestProductionHidesSchemaHints(t *testing.T) {
+	for prod, hint := range map[bool]bool{false: true, true: false} {
+		e := newEnv(t, func(o *Options) { o.Prod = prod })
+		r := e.query(`{ helo }`, nil)
+		if r.code(0) != "GRAPHQL_VALIDATION_FAILED" || strings.Contains(r.gql.Errors[0].Message, "Did you mean") != hint {
+			t.Errorf("prod=%v: %s", prod, r.body)
+		}
+	}
+}
+
+func TestParserTokenLimit(t *testing.T) {
+	e := newEnv(t, nil)
+	q := "{ " + strings.Repeat("hello ", parserTokenLimit) + "}"
+	r := e.query(q, nil)
+	if r.status != 400 || r.code(0) != "GRAPHQL_PARSE_FAILED" {
+		t.Fatalf("status %d body %.300s", r.status, r.body)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"runtime"
 	"strings"
@@ -281,4 +282,84 @@ func TestSSE(t *testing.T) {
 	if strings.Join(events, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("events:\n%s", strings.Join(events, "\n"))
 	}
+}
+
+func TestWebSocketKeepAlive(t *testing.T) {
+	saved := keepAlive
+	keepAlive = 50 * time.Millisecond
+	t.Cleanup(func() { keepAlive = saved })
+	e := newEnv(t, nil)
+
+	// Legacy graphql-ws: the server sends "ka" on its own.
+	legacy, _, err := dialWS(t, e, "graphql-ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	legacy.send(wsMsg{Type: "connection_init"})
+	legacy.expect("connection_ack", "")
+	kas := 0
+	for kas < 3 {
+		_ = legacy.conn.SetReadDeadline(time.Now().Add(time.Second))
+		var m wsMsg
+		if err := legacy.conn.ReadJSON(&m); err != nil {
+			t.Fatalf("after %d keep-alives: %v", kas, err)
+		}
+		if m.Type == "ka" {
+			kas++
+		}
+	}
+
+	// graphql-transport-ws: the server pings, and drops a client that never
+	// answers.
+	c, _, err := dialWS(t, e, "graphql-transport-ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.send(wsMsg{Type: "connection_init"})
+	c.expect("connection_ack", "")
+	pings := 0
+	for {
+		_ = c.conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+		var m wsMsg
+		if err := c.conn.ReadJSON(&m); err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				t.Fatal("a client that never answers pings was kept")
+			}
+			break
+		}
+		if m.Type == "ping" {
+			pings++
+		}
+	}
+	if pings == 0 {
+		t.Fatal("the server never pinged")
+	}
+
+	// One that answers stays.
+	alive, _, err := dialWS(t, e, "graphql-transport-ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alive.send(wsMsg{Type: "connection_init"})
+	alive.expect("connection_ack", "")
+	alive.send(wsMsg{ID: "h", Type: "subscribe", Payload: payload(`subscription { hold }`)})
+	alive.expect("next", "h")
+	pings = 0
+	for deadline := time.Now().Add(500 * time.Millisecond); time.Now().Before(deadline); {
+		_ = alive.conn.SetReadDeadline(time.Now().Add(time.Second))
+		var m wsMsg
+		if err := alive.conn.ReadJSON(&m); err != nil {
+			t.Fatalf("a client answering pings was dropped: %v", err)
+		}
+		if m.Type == "ping" {
+			pings++
+			alive.send(wsMsg{Type: "pong"})
+		}
+	}
+	if pings < 3 {
+		t.Fatalf("%d pings in 500ms", pings)
+	}
+	alive.send(wsMsg{ID: "h", Type: "complete"})
+	alive.expect("complete", "h")
 }

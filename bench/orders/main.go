@@ -40,6 +40,7 @@ import (
 	"livedrops/bench/internal/measure"
 	"livedrops/bench/internal/sandbox"
 	"livedrops/bench/internal/serverproc"
+	"livedrops/bench/internal/shop"
 	"livedrops/store"
 )
 
@@ -113,7 +114,7 @@ type bench struct {
 	// redis reads Redis's CPU time for the report.
 	redis  *redis.Client
 	buyers []sandbox.Buyer
-	seller *seller
+	seller *shop.Seller
 
 	graphql []roundFigures
 	raw     []roundFigures
@@ -172,7 +173,7 @@ func (b *bench) setup(ctx context.Context) error {
 	b.printf("setup      database %s, Redis prefix %s, Kafka topic %s; %d buyers with tokens in %.1fs\n",
 		b.box.Name, b.box.RedisPrefix, b.box.KafkaTopic, len(b.buyers), time.Since(started).Seconds())
 	b.client = gql.New(b.server.URL+"/query", b.o.conns)
-	b.seller, err = provisionSeller(ctx, b.client, randomHex(16))
+	b.seller, err = shop.NewSeller(ctx, b.client, "bench_seller", randomHex(16))
 	return err
 }
 
@@ -192,7 +193,7 @@ func (b *bench) graphqlRounds(ctx context.Context) ([]int64, error) {
 	rawDrops := make([]int64, b.o.rounds)
 	for r := range rawDrops {
 		var err error
-		if _, rawDrops[r], err = b.seller.liveDrop(ctx, b.client, fmt.Sprintf("Raw ceiling %d", r+1), b.o.stock, b.o.perUserLimit); err != nil {
+		if _, rawDrops[r], err = b.seller.LiveDrop(ctx, b.client, fmt.Sprintf("Raw ceiling %d", r+1), b.o.stock, b.o.perUserLimit); err != nil {
 			return nil, err
 		}
 	}
@@ -332,7 +333,7 @@ func (b *bench) warm(ctx context.Context) error {
 }
 
 func (b *bench) graphqlRound(ctx context.Context, r int, rng *mrand.Rand) (roundFigures, error) {
-	dropGID, dropID, err := b.seller.liveDrop(ctx, b.client, fmt.Sprintf("Stampede %d", r), b.o.stock, b.o.perUserLimit)
+	dropGID, dropID, err := b.seller.LiveDrop(ctx, b.client, fmt.Sprintf("Stampede %d", r), b.o.stock, b.o.perUserLimit)
 	if err != nil {
 		return roundFigures{}, err
 	}

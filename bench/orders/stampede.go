@@ -5,17 +5,13 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"sync"
-	"time"
 
 	"livedrops/bench/internal/gql"
 	"livedrops/bench/internal/measure"
 	"livedrops/bench/internal/sandbox"
+	"livedrops/bench/internal/shop"
 	"livedrops/domain"
 )
-
-const placeOrderMutation = `mutation Place($input: PlaceOrderInput!) {
-  placeOrder(input: $input) { id status }
-}`
 
 // retryKind is how a buyer's request is repeated.
 type retryKind int
@@ -79,9 +75,9 @@ func stampede(ctx context.Context, client *gql.Client, buyers []sandbox.Buyer, d
 				}
 				b := buyers[j.buyer]
 				key := keyPrefix + b.Handle
-				results[w] = append(results[w], placeOrder(ctx, client, b, j.buyer, dropGID, key, j.second))
+				results[w] = append(results[w], shop.PlaceOrder(ctx, client, b, j.buyer, dropGID, key, j.second))
 				if j.kind == after {
-					results[w] = append(results[w], placeOrder(ctx, client, b, j.buyer, dropGID, key, true))
+					results[w] = append(results[w], shop.PlaceOrder(ctx, client, b, j.buyer, dropGID, key, true))
 				}
 			}
 		}()
@@ -92,37 +88,6 @@ func stampede(ctx context.Context, client *gql.Client, buyers []sandbox.Buyer, d
 		all = append(all, r...)
 	}
 	return all
-}
-
-// placeOrder sends one placeOrder and classifies its answer.
-func placeOrder(ctx context.Context, client *gql.Client, b sandbox.Buyer, buyer int, dropGID, key string, retry bool) measure.Answer {
-	var out struct {
-		PlaceOrder struct {
-			ID     string `json:"id"`
-			Status string `json:"status"`
-		} `json:"placeOrder"`
-	}
-	a := measure.Answer{Buyer: buyer, Retry: retry, Sent: time.Now()}
-	err := client.Do(ctx, b.Token, placeOrderMutation, map[string]any{
-		"input": map[string]any{"dropId": dropGID, "quantity": 1, "idempotencyKey": key},
-	}, &out)
-	a.Done = time.Now()
-	switch code := gql.CodeOf(err); {
-	case err == nil && out.PlaceOrder.ID != "":
-		a.Outcome, a.OrderID = measure.Ordered, out.PlaceOrder.ID
-		if out.PlaceOrder.Status != string(domain.OrderPendingPayment) {
-			a.Outcome, a.Code = measure.Failed, "order answered "+out.PlaceOrder.Status
-		}
-	case err == nil:
-		a.Outcome, a.Code = measure.Failed, "answer without an order id"
-	case code == domain.SoldOut:
-		a.Outcome = measure.SoldOut
-	case code != "":
-		a.Outcome, a.Code = measure.Failed, code
-	default:
-		a.Outcome, a.Code = measure.Failed, "transport: "+err.Error()
-	}
-	return a
 }
 
 // retryCheck compares each retried buyer's two answers.

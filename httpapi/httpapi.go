@@ -25,6 +25,15 @@
 //     graphql-ws) or server-sent events (POST with Accept: text/event-stream),
 //     not over plain POST or GET.
 //
+// Routes: /query (GraphQL), /healthz (200 while the process serves),
+// /readyz (Options.Ready, 503 naming what failed), /metrics (Prometheus),
+// Options.Extra, and Options.Playground for "/" and everything else.
+//
+// WebSockets: outside production any page may connect; in production only
+// pages of the server's own origin or of Options.AllowedOrigins, and clients
+// that send no Origin (apps, not browsers). A refused connection_init closes
+// with 4403.
+//
 // Every error a client sees has extensions.code: a *domain.Error keeps its
 // code (and its field and extensions); gqlgen's parse and validation errors
 // keep GRAPHQL_PARSE_FAILED and GRAPHQL_VALIDATION_FAILED; a value of the
@@ -125,7 +134,8 @@ type Options struct {
 	PerRequest []func(http.Handler) http.Handler
 	// Ready are the checks /readyz runs.
 	Ready []Check
-	// Playground serves / and /assets/.
+	// Playground serves "/" and every path no other route claims (its
+	// /assets/ and any other page); without it those paths are 404.
 	Playground http.Handler
 	// Extra are more routes, by http.ServeMux pattern (e.g. "/internal/").
 	Extra map[string]http.Handler
@@ -161,8 +171,9 @@ func New(o Options) http.Handler {
 	mux.Handle("/readyz", readyz(o.Log, o.Ready))
 	mux.Handle("/metrics", metrics.Handler())
 	if o.Playground != nil {
-		mux.Handle("/{$}", o.Playground)
-		mux.Handle("/assets/", o.Playground)
+		// At "/": every path no other route claims is the web pages' to
+		// answer (the Playground, its assets, other pages, or 404).
+		mux.Handle("/", o.Playground)
 	}
 	for pattern, h := range o.Extra {
 		mux.Handle(pattern, h)

@@ -89,6 +89,10 @@ func TestReadyzTimesOutAHangingCheck(t *testing.T) {
 func TestRoutes(t *testing.T) {
 	e := newEnv(t, func(o *Options) {
 		o.Playground = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/nowhere" {
+				http.NotFound(w, r)
+				return
+			}
 			_, _ = io.WriteString(w, "playground "+r.URL.Path)
 		})
 		o.Extra = map[string]http.Handler{
@@ -100,6 +104,7 @@ func TestRoutes(t *testing.T) {
 	for path, want := range map[string]string{
 		"/":                 "playground /",
 		"/assets/app.js":    "playground /assets/app.js",
+		"/drops/7":          "playground /drops/7",
 		"/internal/restock": "internal /internal/restock",
 	} {
 		if r := e.get(path, nil); r.status != 200 || string(r.body) != want {
@@ -108,6 +113,14 @@ func TestRoutes(t *testing.T) {
 	}
 	if r := e.get("/nowhere", nil); r.status != 404 {
 		t.Errorf("/nowhere: status %d", r.status)
+	}
+	if r := e.get("/query/more", nil); r.status != 200 || string(r.body) != "playground /query/more" {
+		t.Errorf("/query/more: status %d body %q", r.status, r.body)
+	}
+
+	bare := newEnv(t, nil)
+	if r := bare.get("/", nil); r.status != 404 {
+		t.Errorf("no Playground, /: status %d", r.status)
 	}
 }
 

@@ -7,7 +7,7 @@ SERVICES := scripts/services.sh
 # apt-get needs root; use sudo only when we are not root already.
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help run build test e2e generate migrate seed services services-stop vet clean clean-data postgres-binaries
+.PHONY: help run build test e2e check-generated generate migrate seed services services-stop vet clean clean-data postgres-binaries
 
 help:
 	@echo "make run            start the server with embedded PostgreSQL, Redis, Kafka and S3 (override each with its env var)"
@@ -45,8 +45,12 @@ e2e: services
 	scripts/e2e.sh
 
 generate:
-	$(GO) run github.com/99designs/gqlgen generate
+	$(GO) tool gqlgen generate
 	gofmt -w graph resolvers
+
+# CI: the generated code must be exactly what the schema and gqlgen.yml give.
+check-generated: generate
+	git diff --exit-code -- graph resolvers
 
 migrate:
 	$(GO) run . migrate

@@ -123,6 +123,8 @@ func openDB(ctx context.Context, cfg *config.Config) (*store.DB, error) {
 		return nil, err
 	}
 	db.Topic = cfg.KafkaTopic
+	db.SetMaxOpenConns(cfg.DBMaxConns)
+	db.SetMaxIdleConns(cfg.DBMaxConns)
 	if err := db.Migrate(); err != nil {
 		db.Close()
 		return nil, err
@@ -407,8 +409,10 @@ func (a *App) addConsumer(c *events.Consumer) {
 }
 
 // dropSnapshot reads a drop's state for the first message of dropUpdated.
-// The status is read before the stock: a sale that flips the status between
-// the two reads also publishes the event that brings the status along.
+// The stock carries its version, so the hub ignores stock events older than
+// the snapshot. The status is read before the stock: a sale that flips the
+// status between the two reads publishes, after the hub registered the
+// subscription, the event that brings the status along.
 func dropSnapshot(db *store.DB) func(context.Context, int64) (live.DropUpdate, error) {
 	return func(ctx context.Context, dropID int64) (live.DropUpdate, error) {
 		ds, err := db.DropsByIDs(ctx, []int64{dropID})
@@ -425,7 +429,7 @@ func dropSnapshot(db *store.DB) func(context.Context, int64) (live.DropUpdate, e
 		if len(stocks) == 0 {
 			return live.DropUpdate{}, fmt.Errorf("read stock of drop #%d: no inventory row", dropID)
 		}
-		return live.DropUpdate{DropID: dropID, Status: ds[0].Status, Stock: stocks[0], At: time.Now()}, nil
+		return live.DropUpdate{DropID: dropID, Status: ds[0].Status, Stock: stocks[0], Version: stocks[0].Version, At: time.Now()}, nil
 	}
 }
 

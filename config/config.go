@@ -25,6 +25,7 @@ type Config struct {
 	HTTPAddr             string        `env:"HTTP_ADDR" envDefault:":8080"`
 	AppEnv               string        `env:"APP_ENV" envDefault:"dev"`
 	DatabaseURL          string        `env:"DATABASE_URL"`
+	DBMaxConns           int           `env:"DB_MAX_CONNS" envDefault:"32"`
 	RedisURL             string        `env:"REDIS_URL"`
 	RedisPrefix          string        `env:"REDIS_PREFIX" envDefault:"ld:"`
 	KafkaBrokers         string        `env:"KAFKA_BROKERS"`
@@ -123,6 +124,9 @@ func (c *Config) Validate() error {
 	}
 	if c.KafkaTopic == "" {
 		bad("KAFKA_TOPIC", "must not be empty")
+	}
+	if c.DBMaxConns < 2 || c.DBMaxConns > 1000 {
+		bad("DB_MAX_CONNS", "must be between 2 and 1000, got %d", c.DBMaxConns)
 	}
 	if c.S3Bucket == "" {
 		bad("S3_BUCKET", "must not be empty")

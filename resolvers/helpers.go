@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 
+	"github.com/graph-gophers/dataloader/v7"
+
 	"livedrops/domain"
 	"livedrops/graph/model"
 	"livedrops/loaders"
@@ -26,47 +28,55 @@ func viewerAnd(ctx context.Context, gid, typ string) (*domain.Viewer, int64, err
 	return v, id, nil
 }
 
-// node loads any object by global id; unknown ids, and orders and
-// notifications the viewer may not see, give null.
-func (r *Resolver) node(ctx context.Context, gid string) (domain.Node, error) {
+// node starts loading any object by global id and returns the wait for it,
+// so nodes(ids:) starts every load before waiting and the loaders batch
+// them. Unknown ids, and orders and notifications the viewer may not see,
+// give null.
+func (r *Resolver) node(ctx context.Context, gid string) func() (domain.Node, error) {
 	typ, id, err := domain.ParseGlobalID(gid)
 	if err != nil {
-		return nil, err
+		return func() (domain.Node, error) { return nil, err }
 	}
 	l := loaders.For(ctx)
 	switch typ {
 	case domain.TypeUser:
-		return asNode(l.Users.Load(ctx, id)())
+		return nodeOf(l.Users.Load(ctx, id))
 	case domain.TypeCreator:
-		return asNode(l.Creators.Load(ctx, id)())
+		return nodeOf(l.Creators.Load(ctx, id))
 	case domain.TypeProduct:
-		return asNode(l.Products.Load(ctx, id)())
+		return nodeOf(l.Products.Load(ctx, id))
 	case domain.TypeDrop:
-		return asNode(l.Drops.Load(ctx, id)())
+		return nodeOf(l.Drops.Load(ctx, id))
 	case domain.TypeMedia:
-		return asNode(l.Media.Load(ctx, id)())
+		return nodeOf(l.Media.Load(ctx, id))
 	case domain.TypeOrder:
-		v := domain.ViewerFrom(ctx)
-		if v == nil {
-			return nil, nil
+		return func() (domain.Node, error) {
+			v := domain.ViewerFrom(ctx)
+			if v == nil {
+				return nil, nil
+			}
+			o, err := r.OrderService.OrderFor(ctx, v.UserID, id)
+			if domain.ErrorCode(err) == domain.Forbidden || domain.ErrorCode(err) == domain.NotFound {
+				return nil, nil
+			}
+			return asNode(o, err)
 		}
-		o, err := r.OrderService.OrderFor(ctx, v.UserID, id)
-		if domain.ErrorCode(err) == domain.Forbidden || domain.ErrorCode(err) == domain.NotFound {
-			return nil, nil
-		}
-		return asNode(o, err)
 	case domain.TypeNotification:
-		v := domain.ViewerFrom(ctx)
-		if v == nil {
-			return nil, nil
+		load := l.Notifications.Load(ctx, id)
+		return func() (domain.Node, error) {
+			n, err := load()
+			if v := domain.ViewerFrom(ctx); err != nil || n == nil || v == nil || n.UserID != v.UserID {
+				return nil, err
+			}
+			return *n, nil
 		}
-		n, err := l.Notifications.Load(ctx, id)()
-		if err != nil || n == nil || n.UserID != v.UserID {
-			return nil, err
-		}
-		return *n, nil
 	}
-	return nil, nil
+	return func() (domain.Node, error) { return nil, nil }
+}
+
+// nodeOf waits for a loader's result as a Node.
+func nodeOf[T domain.Node](load dataloader.Thunk[*T]) func() (domain.Node, error) {
+	return func() (domain.Node, error) { return asNode(load()) }
 }
 
 // asNode returns v as a Node, or a nil interface (never a typed nil) when absent.

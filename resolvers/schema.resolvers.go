@@ -317,16 +317,20 @@ func (r *productResolver) Drops(ctx context.Context, obj *domain.Product, first 
 }
 
 func (r *queryResolver) Node(ctx context.Context, id string) (domain.Node, error) {
-	return r.node(ctx, id)
+	return r.node(ctx, id)()
 }
 
 func (r *queryResolver) Nodes(ctx context.Context, ids []string) ([]domain.Node, error) {
 	if len(ids) > maxNodes {
 		return nil, domain.InvalidInput("ids", "at most %d ids at once", maxNodes)
 	}
-	out := make([]domain.Node, len(ids))
+	loads := make([]func() (domain.Node, error), len(ids))
 	for i, id := range ids {
-		n, err := r.node(ctx, id)
+		loads[i] = r.node(ctx, id)
+	}
+	out := make([]domain.Node, len(ids))
+	for i, load := range loads {
+		n, err := load()
 		if err != nil {
 			return nil, err
 		}

@@ -78,8 +78,13 @@ return 1
 // the buyer's key KEYS[2].
 var releaseScript = redis.NewScript(`
 if KEYS[2] then redis.call('DEL', KEYS[2]) end
-if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('INCRBY', KEYS[1], ARGV[1]) end
-return false
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+local v = redis.call('INCRBY', KEYS[1], ARGV[1])
+if ARGV[2] and v > tonumber(ARGV[2]) then
+  redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
+  return tonumber(ARGV[2])
+end
+return v
 `)
 
 // link is a Redis client that fails fast, with a cooldown after a failure.
@@ -275,6 +280,15 @@ func (g *Gate) Refund(ctx context.Context, dropID, buyerID int64, idemKey string
 	g.giveBack(ctx, "refund", []string{g.StockKey(dropID), g.seenKey(dropID, buyerID, idemKey)}, q)
 }
 
+// SoldOut settles an order the gate let through and PostgreSQL found sold
+// out: like Refund, but the counter ends at most at available, what
+// PostgreSQL had left. Without the cap a counter that was too high (a
+// reconcile racing a stampede) would get every unit back and never drain,
+// sending each later buyer to PostgreSQL instead of answering at the gate.
+func (g *Gate) SoldOut(ctx context.Context, dropID, buyerID int64, idemKey string, q, available int) {
+	g.giveBack(ctx, "sold_out", []string{g.StockKey(dropID), g.seenKey(dropID, buyerID, idemKey)}, q, available)
+}
+
 // Release gives q units back to the drop's counter, if it has one: stock that
 // PostgreSQL got back (a cancel, an expiry, a decline, a restock). A negative
 // q takes units away (a shrink).
@@ -287,9 +301,17 @@ func (g *Gate) Release(ctx context.Context, dropID int64, q int) {
 // the counter too high, which is safe, while one lost leaves it too low until
 // the next reconcile. While Redis is cooling down nothing is sent; the
 // reconcile that follows its recovery makes up for it.
-func (g *Gate) giveBack(ctx context.Context, what string, keys []string, q int) {
+func (g *Gate) giveBack(ctx context.Context, what string, keys []string, q int, capAt ...int) {
+	args := []any{q}
+	for _, c := range capAt {
+		args = append(args, c)
+	}
 	run := func(ctx context.Context, rdb redis.UniversalClient) error {
-		return releaseScript.Run(ctx, rdb, keys, q).Err()
+		err := releaseScript.Run(ctx, rdb, keys, args...).Err()
+		if errors.Is(err, redis.Nil) { // no counter: nothing to give back to
+			return nil
+		}
+		return err
 	}
 	if asked, err := g.call(ctx, what, run); asked && err != nil {
 		g.link.try(ctx, what, run)

@@ -95,13 +95,19 @@ func (s *Service) PlaceOrder(ctx context.Context, buyerID, dropID int64, quantit
 	}
 
 	now := s.db.Now()
+	available := -1 // what PostgreSQL had left, once the sale was judged
 	placed, err := s.db.PlaceOrder(ctx, store.NewOrder{
 		DropID: dropID, BuyerID: buyerID, Quantity: quantity,
 		IdempotencyKey: idempotencyKey, RequestHash: hash, TTL: s.ttl,
-	}, func(sale store.OrderSale) error { return judge(sale, quantity, now) })
+	}, func(sale store.OrderSale) error {
+		available = sale.Available
+		return judge(sale, quantity, now)
+	})
 
 	unsure := admission == Unsure
 	switch {
+	case domain.ErrorCode(err) == domain.SoldOut && available >= 0 && (admission == Admitted || unsure):
+		s.gate.SoldOut(ctx, dropID, buyerID, idempotencyKey, quantity, available)
 	case err != nil && (admission == Admitted || unsure):
 		s.gate.Refund(ctx, dropID, buyerID, idempotencyKey, quantity)
 	case err != nil && admission == Bypass:

@@ -37,6 +37,10 @@ type OrderSale struct {
 	Currency   string
 	// Held is the units of the buyer's pending and confirmed orders in the drop.
 	Held int
+	// Available is the drop's available stock as read before the sale took
+	// the inventory lock: while a drop sells it only falls, so it bounds what
+	// is left from above.
+	Available int
 }
 
 // Placed is what PlaceOrder did.
@@ -159,19 +163,23 @@ func orderSale(ctx context.Context, tx *sqlx.Tx, dropID, buyerID int64) (*OrderS
 		PriceCents int64  `db:"price_cents"`
 		Currency   string `db:"currency"`
 		Held       int    `db:"held"`
+		Available  int    `db:"available"`
 	}
 	err := tx.GetContext(ctx, &row, `SELECT d.id, d.product_id, d.creator_id, d.title, d.status,
 			d.starts_at, d.ends_at, d.per_user_limit, d.created_at, d.updated_at, p.price_cents, p.currency,
 			(SELECT COALESCE(SUM(o.quantity), 0) FROM orders o
-			 WHERE o.drop_id = d.id AND o.buyer_id = $2 AND o.status IN ('PENDING_PAYMENT', 'CONFIRMED')) AS held
-		FROM drops d JOIN products p ON p.id = d.product_id WHERE d.id = $1`, dropID, buyerID)
+			 WHERE o.drop_id = d.id AND o.buyer_id = $2 AND o.status IN ('PENDING_PAYMENT', 'CONFIRMED')) AS held,
+			i.available
+		FROM drops d JOIN products p ON p.id = d.product_id JOIN inventory i ON i.drop_id = d.id
+		WHERE d.id = $1`, dropID, buyerID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, domain.Errorf(domain.NotFound, "drop not found")
 	}
 	if err != nil {
 		return nil, mapError(err, "read sale of drop #%d for buyer #%d", dropID, buyerID)
 	}
-	return &OrderSale{Drop: row.Drop, PriceCents: row.PriceCents, Currency: row.Currency, Held: row.Held}, nil
+	return &OrderSale{Drop: row.Drop, PriceCents: row.PriceCents, Currency: row.Currency, Held: row.Held,
+		Available: row.Available}, nil
 }
 
 // orderEvent returns the order event of type typ for o.

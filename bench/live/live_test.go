@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"regexp"
 	"sync"
 	"testing"
@@ -184,5 +185,26 @@ func TestReadCommits(t *testing.T) {
 	}
 	if _, err := readCommits(ctx, db.DB.DB, dropID); err == nil {
 		t.Error("readCommits accepted two events leaving the same stock")
+	}
+}
+
+func TestCPUReadings(t *testing.T) {
+	before := readCPU(os.Getpid())
+	deadline := time.Now().Add(200 * time.Millisecond)
+	for x := 0; time.Now().Before(deadline); x++ { // burn CPU so there is something to read
+		_ = x * x
+	}
+	c, err := readCPU(os.Getpid()).since(before)
+	if err != nil {
+		t.Fatalf("since: %v", err)
+	}
+	if c.Server <= 0.2 || c.Self <= 0.2 || c.Machine < c.Self*0.5 {
+		t.Errorf("cores while spinning one goroutine = %+v: want this process busy and counted", c)
+	}
+	if _, err := procCPU(1 << 30); err == nil {
+		t.Error("procCPU of no process succeeded")
+	}
+	if _, err := readCPU(1 << 30).since(before); err == nil {
+		t.Error("since with an unreadable server succeeded")
 	}
 }

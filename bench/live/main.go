@@ -124,29 +124,37 @@ type bench struct {
 	// received holds every subscriber's states, kept when they are closed.
 	received [][]dropState
 
-	dropGID string
-	dropID  int64
-	f       figures
+	dropGID  string
+	dropID   int64
+	cpuStart cpuClock
+	f        figures
 }
 
 // figures are what the run measured.
 type figures struct {
-	ConnectTime   time.Duration
-	Idle, Loaded  memory
-	ServerSubs    float64 // livedrops_live_subscribers{kind="drop"} once connected
-	Orders        measure.Round
-	Ledger        *ledger.Ledger
-	Final         dropState
-	OutboxDrain   time.Duration
-	Settle        time.Duration // from the outbox drained to every subscriber final (or final-wait)
-	Stale         int
-	Ended         []error // streams that ended before the run closed them
-	Commits       int
-	Delivery      delivery
-	FromBegin     measure.Summary
-	FromAnswer    measure.Summary
+	ConnectTime  time.Duration
+	Idle, Loaded memory
+	ServerSubs   float64 // livedrops_live_subscribers{kind="drop"} once connected
+	Orders       measure.Round
+	Ledger       *ledger.Ledger
+	Final        dropState
+	OutboxDrain  time.Duration
+	Settle       time.Duration // from the outbox drained to every subscriber final (or final-wait)
+	Stale        int
+	Ended        []error // streams that ended before the run closed them
+	Commits      int
+	Delivery     delivery
+	FromBegin    measure.Summary
+	FromAnswer   measure.Summary
+	// BeginToAnswer is, per order, its transaction's start to its answer:
+	// the spread between the two latency bounds.
+	BeginToAnswer measure.Summary
 	MemoryPerSubs float64 // RSS KiB per idle subscriber
 	GoPerSubs     float64 // heap + stack KiB per idle subscriber
+	// CPU is the cores used from the stampede's first order to the last
+	// subscriber showing the final state.
+	CPU    cores
+	CPUErr error
 }
 
 func (b *bench) printf(format string, args ...any) { fmt.Fprintf(b.out, format, args...) }
@@ -216,6 +224,9 @@ func (b *bench) setup(ctx context.Context) error {
 	if b.buyers, err = b.box.AddBuyers(ctx, b.db.DB.DB, b.o.buyers); err != nil {
 		return err
 	}
+	if err := b.waitForRoom(ctx, serverConns+8, 3*time.Minute); err != nil {
+		return err
+	}
 	if err := b.startServer(ctx); err != nil {
 		return err
 	}
@@ -230,6 +241,41 @@ func (b *bench) setup(ctx context.Context) error {
 	b.printf("setup      database %s, Redis prefix %s, Kafka topic %s; drop #%d LIVE with %d units; %d buyers\n",
 		b.box.Name, b.box.RedisPrefix, b.box.KafkaTopic, b.dropID, b.o.stock, len(b.buyers))
 	return nil
+}
+
+// serverConns is the most PostgreSQL connections the server opens
+// (store.Open's pool).
+const serverConns = 32
+
+// waitForRoom waits until PostgreSQL has need connections free: another
+// benchmark or test run on the same PostgreSQL may hold most of them, and a
+// subscriber refused for want of one would break the run.
+func (b *bench) waitForRoom(ctx context.Context, need int, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	told := false
+	for {
+		var free int
+		err := b.db.QueryRowContext(ctx, `SELECT current_setting('max_connections')::int
+			- current_setting('superuser_reserved_connections')::int - count(*) FROM pg_stat_activity`).Scan(&free)
+		if err != nil {
+			return fmt.Errorf("count free PostgreSQL connections: %w", err)
+		}
+		if free >= need {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("PostgreSQL has %d connections free after %s, the server needs %d: is another run holding them?", free, limit, need)
+		}
+		if !told {
+			progress("PostgreSQL has %d connections free, the server needs %d: waiting for other runs to finish", free, need)
+			told = true
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 func (b *bench) startServer(ctx context.Context) error {
@@ -298,7 +344,8 @@ func (b *bench) connect(ctx context.Context) error {
 	wg.Wait()
 	b.f.ConnectTime = time.Since(started)
 	if n := failures.Load(); n > 0 {
-		return fmt.Errorf("%d of %d subscribers could not connect; the first: %w", n, b.o.subscribers, firstErr)
+		return fmt.Errorf("%d of %d subscribers could not connect; the first: %w\n--- end of %s ---\n%s",
+			n, b.o.subscribers, firstErr, b.server.LogPath, b.server.Tail(5))
 	}
 	if err := ctx.Err(); err != nil {
 		return err
@@ -342,6 +389,7 @@ func (b *bench) serverGauge(ctx context.Context, series string) float64 {
 // stampede sends the buyers at the drop while every subscriber listens.
 func (b *bench) stampede(ctx context.Context) error {
 	progress("stampede: %d buyers at %d units", len(b.buyers), b.o.stock)
+	b.cpuStart = readCPU(b.server.PID())
 	answers := stampede(ctx, b.client, b.buyers, b.dropGID, b.o.conns)
 	if err := ctx.Err(); err != nil {
 		return err
@@ -386,6 +434,7 @@ func (b *bench) awaitFinal(ctx context.Context) error {
 		b.f.Stale = countStale(lasts, b.f.Final)
 		if b.f.Stale == 0 || time.Now().After(deadline) {
 			b.f.Settle = time.Since(started)
+			b.f.CPU, b.f.CPUErr = readCPU(b.server.PID()).since(b.cpuStart)
 			return nil
 		}
 		select {
@@ -460,6 +509,13 @@ func (b *bench) judge(ctx context.Context) error {
 	}
 	addAnswers(commits, b.answers)
 	b.f.Commits = len(commits)
+	var spread []time.Duration
+	for _, c := range commits {
+		if !c.Answered.IsZero() {
+			spread = append(spread, c.Answered.Sub(c.Began))
+		}
+	}
+	b.f.BeginToAnswer = measure.Summarize(spread)
 	b.f.Delivery = judgeDelivery(b.received, commits)
 	b.f.FromBegin = measure.Summarize(b.f.Delivery.FromBegin)
 	b.f.FromAnswer = measure.Summarize(b.f.Delivery.FromAnswer)

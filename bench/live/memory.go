@@ -19,6 +19,8 @@ type memory struct {
 	// HeapInuse and StackInuse are the Go runtime's own figures, from the
 	// server's /metrics (go_memstats_heap_inuse_bytes, ..._stack_inuse_bytes).
 	HeapInuse, StackInuse int64
+	// Goroutines is go_goroutines.
+	Goroutines int64
 }
 
 // Go is the memory the Go runtime holds for live objects and stacks.
@@ -47,8 +49,8 @@ func readMemory(ctx context.Context, pid int, baseURL string) (memory, error) {
 	if err != nil || resp.StatusCode != http.StatusOK {
 		return m, fmt.Errorf("read the server's metrics: HTTP %d: %v", resp.StatusCode, err)
 	}
-	gauges := promGauges(body, "go_memstats_heap_inuse_bytes", "go_memstats_stack_inuse_bytes")
-	m.HeapInuse, m.StackInuse = int64(gauges[0]), int64(gauges[1])
+	gauges := promGauges(body, "go_memstats_heap_inuse_bytes", "go_memstats_stack_inuse_bytes", "go_goroutines")
+	m.HeapInuse, m.StackInuse, m.Goroutines = int64(gauges[0]), int64(gauges[1]), int64(gauges[2])
 	if m.HeapInuse == 0 {
 		return m, fmt.Errorf("the server's metrics have no go_memstats_heap_inuse_bytes")
 	}

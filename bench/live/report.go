@@ -47,8 +47,10 @@ func (b *bench) report() {
 	n := b.o.subscribers
 	b.printf("connect    %d subscribers connected and received their first state in %.1fs (%.0f/s); the server counts %.0f drop subscriptions\n",
 		n, f.ConnectTime.Seconds(), float64(n)/f.ConnectTime.Seconds(), f.ServerSubs)
-	b.printf("idle       server RSS %s -> %s = %.1f KiB per subscriber; Go heap+stacks %s -> %s = %.1f KiB per subscriber\n",
+	b.printf("idle       server RSS %s -> %s = %.1f KiB per subscriber; Go heap+stacks %s -> %s = %.1f KiB per subscriber;\n",
 		mib(f.Idle.RSS), mib(f.Loaded.RSS), f.MemoryPerSubs, mib(f.Idle.Go()), mib(f.Loaded.Go()), f.GoPerSubs)
+	b.printf("           goroutines %d -> %d = %.1f per subscriber\n", f.Idle.Goroutines, f.Loaded.Goroutines,
+		float64(f.Loaded.Goroutines-f.Idle.Goroutines)/float64(n))
 	o := f.Orders
 	b.printf("stampede   accepted %d in %.2fs = %.0f/s | answers %d in %.2fs | accepted p99 %s ms, SOLD_OUT p99 %s ms\n",
 		o.Accepted, o.AcceptedWindow.Seconds(), o.AcceptedPerSecond(), o.Answers, o.AnswerWindow.Seconds(),
@@ -61,6 +63,17 @@ func (b *bench) report() {
 		d.Updates, float64(d.Updates)/float64(n), f.Commits, f.FromBegin.Count)
 	b.printf("           from the transaction's start (upper bound): %s\n", percentiles(f.FromBegin))
 	b.printf("           from the order's answer (lower bound):      %s\n", percentiles(f.FromAnswer))
+	b.printf("           the gap, each order's transaction start to its answer (row-lock wait, commit, reply): %s\n",
+		percentiles(f.BeginToAnswer))
+	if f.CPUErr == nil {
+		perUpdate := "-"
+		if d.Updates > 0 {
+			perUpdate = fmt.Sprintf("%.1f", float64(f.CPU.ServerTime.Microseconds())/float64(d.Updates))
+		}
+		b.printf("cpu        cores busy from the first order to the last subscriber final: server %.2f, this load process %.2f,\n", f.CPU.Server, f.CPU.Self)
+		b.printf("           whole machine %.2f (PostgreSQL, Redis, Kafka and other processes %.2f); server CPU per update delivered %s us\n",
+			f.CPU.Machine, max(0, f.CPU.Machine-f.CPU.Server-f.CPU.Self), perUpdate)
+	}
 	b.printf("final      stale subscribers %d after %.2fs (last state not the final one); streams ended early %d; states moved back %d; unmatched %d\n",
 		f.Stale, f.Settle.Seconds(), len(f.Ended), d.MovedBack, d.Unmatched)
 	if len(f.Ended) > 0 {

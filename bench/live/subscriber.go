@@ -156,6 +156,20 @@ func (s *subscriber) next(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	// Most messages are states: one pass decodes them whole; anything else
+	// is decoded again as a plain message.
+	var nm nextMessage
+	if err := json.Unmarshal(data, &nm); err == nil && nm.Type == "next" {
+		st, err := nm.Payload.state()
+		if err != nil {
+			return "", err
+		}
+		st.At = at
+		s.mu.Lock()
+		s.states = append(s.states, st)
+		s.mu.Unlock()
+		return nm.Type, nil
+	}
 	var m wsMessage
 	if err := json.Unmarshal(data, &m); err != nil {
 		return "", fmt.Errorf("message is not JSON: %.200q", data)
@@ -185,17 +199,27 @@ func (s *subscriber) next(ctx context.Context) (string, error) {
 	return m.Type, nil
 }
 
+// nextMessage is a next message decoded in one pass.
+type nextMessage struct {
+	Type    string      `json:"type"`
+	Payload nextPayload `json:"payload"`
+}
+
 // decodeState reads a next message's payload.
 func decodeState(payload json.RawMessage) (dropState, error) {
 	var p nextPayload
 	if err := json.Unmarshal(payload, &p); err != nil {
 		return dropState{}, fmt.Errorf("decode next payload: %w", err)
 	}
+	return p.state()
+}
+
+func (p *nextPayload) state() (dropState, error) {
 	if len(p.Errors) > 0 {
 		return dropState{}, fmt.Errorf("next carried errors: %s", p.Errors[0].Message)
 	}
 	if p.Data == nil || p.Data.DropUpdated == nil {
-		return dropState{}, fmt.Errorf("next without dropUpdated: %.200s", payload)
+		return dropState{}, errors.New("next without dropUpdated")
 	}
 	u := p.Data.DropUpdated
 	return dropState{

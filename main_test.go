@@ -4,7 +4,8 @@ package main
 // port, wired to the real PostgreSQL, Redis, Kafka and S3 that `make
 // services` runs, each test with a database, Redis prefix, topic and bucket
 // of its own (internal/testenv). Tests talk to it over HTTP like any client.
-// Booting one costs about 0.7 s under -race, so every test gets its own.
+// Booting one costs about 0.7 s under -race, so every test gets its own; its
+// PostgreSQL pool is testenv's DB_MAX_CONNS (small), changed by an option.
 //
 //	app := startApp(t)                          // stopped in t.Cleanup
 //	token, userID := app.signUp(t, "ada")       // the signUp mutation (argon2: slow)
@@ -48,9 +49,6 @@ import (
 	"livedrops/store"
 )
 
-// testPoolSize caps each test server's PostgreSQL pool.
-const testPoolSize = 10
-
 // testPassword is the password of every account the harness signs up.
 const testPassword = "correct horse battery staple"
 
@@ -93,10 +91,6 @@ func startApp(t testing.TB, opts ...func(*config.Config)) *testApp {
 		cancel()
 		t.Fatalf("start app: %v\nlogs:\n%s", err, logs)
 	}
-	// A pool of 32 per app (store.Open's) times parallel tests and other
-	// packages' tests would exhaust PostgreSQL's 100 connections.
-	app.DB.SetMaxOpenConns(testPoolSize)
-	app.DB.SetMaxIdleConns(testPoolSize)
 	if err := app.Listen(); err != nil {
 		cancel()
 		app.Close()

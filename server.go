@@ -61,6 +61,7 @@ func run(ctx context.Context, args []string) error {
 	}
 	log := logging.New(cfg.LogLevel, os.Stdout)
 	slog.SetDefault(log)
+	cache.LogTo(log)
 	cmd := ""
 	if len(args) > 0 {
 		cmd = args[0]

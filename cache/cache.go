@@ -81,30 +81,48 @@ func Connect(rawURL string) (redis.UniversalClient, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cache: parse Redis URL: %w", err)
 	}
+	// Redis is an optimisation: when it is down, a request must fall back to
+	// PostgreSQL in milliseconds, not wait out go-redis's default retries.
+	orDefault := func(d, def time.Duration) time.Duration {
+		if d == 0 {
+			return def
+		}
+		return d
+	}
 	return redis.NewUniversalClient(&redis.UniversalOptions{
-		Addrs:           append([]string{opts.Addr}, seeds...),
-		IsClusterMode:   cluster,
-		DB:              opts.DB,
-		ClientName:      opts.ClientName,
-		Protocol:        opts.Protocol,
-		Username:        opts.Username,
-		Password:        opts.Password,
-		MaxRetries:      opts.MaxRetries,
-		MinRetryBackoff: opts.MinRetryBackoff,
-		MaxRetryBackoff: opts.MaxRetryBackoff,
-		DialTimeout:     opts.DialTimeout,
-		ReadTimeout:     opts.ReadTimeout,
-		WriteTimeout:    opts.WriteTimeout,
-		PoolFIFO:        opts.PoolFIFO,
-		PoolSize:        opts.PoolSize,
-		PoolTimeout:     opts.PoolTimeout,
-		MinIdleConns:    opts.MinIdleConns,
-		MaxIdleConns:    opts.MaxIdleConns,
-		MaxActiveConns:  opts.MaxActiveConns,
-		ConnMaxIdleTime: opts.ConnMaxIdleTime,
-		ConnMaxLifetime: opts.ConnMaxLifetime,
-		TLSConfig:       opts.TLSConfig,
+		Addrs:                 append([]string{opts.Addr}, seeds...),
+		IsClusterMode:         cluster,
+		DB:                    opts.DB,
+		ClientName:            opts.ClientName,
+		Protocol:              opts.Protocol,
+		Username:              opts.Username,
+		Password:              opts.Password,
+		MaxRetries:            -1,
+		DialerRetries:         1,
+		DialTimeout:           orDefault(opts.DialTimeout, 500*time.Millisecond),
+		ReadTimeout:           orDefault(opts.ReadTimeout, 500*time.Millisecond),
+		WriteTimeout:          orDefault(opts.WriteTimeout, 500*time.Millisecond),
+		ContextTimeoutEnabled: true,
+		PoolFIFO:              opts.PoolFIFO,
+		PoolSize:              opts.PoolSize,
+		PoolTimeout:           opts.PoolTimeout,
+		MinIdleConns:          opts.MinIdleConns,
+		MaxIdleConns:          opts.MaxIdleConns,
+		MaxActiveConns:        opts.MaxActiveConns,
+		ConnMaxIdleTime:       opts.ConnMaxIdleTime,
+		ConnMaxLifetime:       opts.ConnMaxLifetime,
+		TLSConfig:             opts.TLSConfig,
 	}), nil
+}
+
+// LogTo sends go-redis's own log lines (dial failures, pool trouble) to log
+// as warnings, instead of plain text on standard error.
+func LogTo(log *slog.Logger) { redis.SetLogger(redisLog{log}) }
+
+type redisLog struct{ log *slog.Logger }
+
+func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
+	l.log.WarnContext(ctx, "redis: "+fmt.Sprintf(format, v...))
 }
 
 // Key is the Redis key of one cached value.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"sync"
 
 	"livedrops/domain"
@@ -20,9 +21,13 @@ var ErrSlowStream = errors.New("a subscriber on this connection fell too far beh
 // stream is one request or connection carrying subscriptions: a WebSocket,
 // an SSE request, or any other request (which carries none).
 type stream struct {
-	end  context.CancelCauseFunc
-	mu   sync.Mutex
-	open int
+	end context.CancelCauseFunc
+	mu  sync.Mutex
+	// open are the contexts of the stream's subscriptions; those that are
+	// done are dropped at the next count. A context is done as soon as its
+	// subscription is stopped, so a client that stops one and subscribes
+	// again at once always finds the room.
+	open []context.Context
 }
 
 type streamKey struct{}
@@ -50,8 +55,9 @@ func EndStream(ctx context.Context, _ string) {
 	}
 }
 
-// openSubscription counts a subscription against its stream's cap until ctx,
-// the subscription's context, ends; past the cap it answers LIMIT_EXCEEDED.
+// openSubscription counts a subscription against its stream's cap for as
+// long as ctx, the subscription's context, lasts; past the cap it answers
+// LIMIT_EXCEEDED.
 func openSubscription(ctx context.Context) error {
 	s, ok := ctx.Value(streamKey{}).(*stream)
 	if !ok {
@@ -59,14 +65,10 @@ func openSubscription(ctx context.Context) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.open >= MaxSubscriptionsPerStream {
+	s.open = slices.DeleteFunc(s.open, func(c context.Context) bool { return c.Err() != nil })
+	if len(s.open) >= MaxSubscriptionsPerStream {
 		return domain.Errorf(domain.LimitExceeded, "at most %d subscriptions may be open on one connection", MaxSubscriptionsPerStream)
 	}
-	s.open++
-	context.AfterFunc(ctx, func() {
-		s.mu.Lock()
-		s.open--
-		s.mu.Unlock()
-	})
+	s.open = append(s.open, ctx)
 	return nil
 }

@@ -2,6 +2,7 @@ package resolvers
 
 import (
 	"context"
+	"errors"
 
 	"livedrops/domain"
 	"livedrops/live"
@@ -21,7 +22,8 @@ const (
 // type typ; a bad one is BAD_USER_INPUT naming the argument.
 func idArg(gid, typ, field string) (int64, error) {
 	id, err := domain.ParseID(gid, typ)
-	if e, ok := err.(*domain.Error); ok {
+	var e *domain.Error
+	if errors.As(err, &e) {
 		named := *e
 		named.Field = field
 		return 0, &named

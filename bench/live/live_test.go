@@ -3,8 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"regexp"
+	"runtime"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +17,7 @@ import (
 	"livedrops/bench/internal/benchtest"
 	"livedrops/bench/internal/measure"
 	"livedrops/domain"
+	"livedrops/metrics"
 	"livedrops/store"
 )
 
@@ -207,4 +213,38 @@ func TestCPUReadings(t *testing.T) {
 	if _, err := readCPU(1 << 30).since(before); err == nil {
 		t.Error("since with an unreadable server succeeded")
 	}
+}
+
+// collectGarbage, pointed at this test process's own metrics, ends once a
+// collection has run, and readMemory then reads the Go figures.
+func TestCollectGarbageAndReadMemory(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", metrics.Handler())
+	mux.HandleFunc("/query", func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body) // as the server does: the whole body, then refused
+		http.Error(w, "too many tokens in "+strconv.Itoa(len(body))+" bytes", http.StatusBadRequest)
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	ctx := context.Background()
+	before := debugGCCount()
+	if err := collectGarbage(ctx, srv.URL); err != nil {
+		t.Fatalf("collectGarbage: %v", err)
+	}
+	if debugGCCount() <= before {
+		t.Error("collectGarbage returned before a collection ran")
+	}
+	m, err := readMemory(ctx, os.Getpid(), srv.URL)
+	if err != nil {
+		t.Fatalf("readMemory: %v", err)
+	}
+	if m.RSS <= 0 || m.HeapAlloc <= 0 || m.HeapInuse < m.HeapAlloc || m.StackInuse <= 0 || m.Goroutines < 2 {
+		t.Errorf("readMemory = %+v", m)
+	}
+}
+
+func debugGCCount() uint32 {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.NumGC
 }

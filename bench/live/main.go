@@ -80,8 +80,8 @@ func main() {
 	flag.StringVar(&o.serverBin, "server", ".data/bin/livedrops", "the built server binary")
 	flag.StringVar(&o.logDir, "logs", ".data/bench", "directory for the server's log")
 	flag.IntVar(&o.subscribers, "subscribers", 5000, "WebSocket subscribers to dropUpdated on the drop")
-	flag.IntVar(&o.stock, "stock", 1000, "units in the drop")
-	flag.IntVar(&o.buyers, "buyers", 1500, "buyers in the stampede, one order of one unit each")
+	flag.IntVar(&o.stock, "stock", 300, "units in the drop: every unit sold is a stock state sent to every subscriber")
+	flag.IntVar(&o.buyers, "buyers", 450, "buyers in the stampede, one order of one unit each")
 	flag.IntVar(&o.conns, "conns", 32, "keep-alive HTTP connections the stampede uses")
 	flag.IntVar(&o.dialers, "dialers", 64, "subscribers connecting at the same time")
 	flag.DurationVar(&o.idleSettle, "idle-settle", 3*time.Second, "pause before each idle memory reading")
@@ -149,8 +149,9 @@ type figures struct {
 	// BeginToAnswer is, per order, its transaction's start to its answer:
 	// the spread between the two latency bounds.
 	BeginToAnswer measure.Summary
-	MemoryPerSubs float64 // RSS KiB per idle subscriber
-	GoPerSubs     float64 // heap + stack KiB per idle subscriber
+	// KiB per idle subscriber: live heap + stacks (the headline), heap in
+	// use + stacks, and resident set.
+	LivePerSub, InusePerSub, RSSPerSub float64
 	// CPU is the cores used from the stampede's first order to the last
 	// subscriber showing the final state.
 	CPU    cores
@@ -354,9 +355,11 @@ func (b *bench) connect(ctx context.Context) error {
 		return err
 	}
 	b.f.ServerSubs = b.serverGauge(ctx, `livedrops_live_subscribers{kind="drop"}`)
-	n := float64(b.o.subscribers)
-	b.f.MemoryPerSubs = float64(b.f.Loaded.RSS-b.f.Idle.RSS) / n / 1024
-	b.f.GoPerSubs = float64(b.f.Loaded.Go()-b.f.Idle.Go()) / n / 1024
+	perSub := func(before, after int64) float64 { return float64(after-before) / float64(b.o.subscribers) / 1024 }
+	idle, loaded := b.f.Idle, b.f.Loaded
+	b.f.LivePerSub = perSub(idle.Live(), loaded.Live())
+	b.f.InusePerSub = perSub(idle.HeapInuse+idle.StackInuse, loaded.HeapInuse+loaded.StackInuse)
+	b.f.RSSPerSub = perSub(idle.RSS, loaded.RSS)
 	return nil
 }
 
@@ -373,17 +376,11 @@ func (b *bench) settledMemory(ctx context.Context) (memory, error) {
 
 // serverGauge reads one sample of the server's metrics, 0 when missing.
 func (b *bench) serverGauge(ctx context.Context, series string) float64 {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, b.server.URL+"/metrics", nil)
+	v, err := scrape(ctx, b.server.URL, series)
 	if err != nil {
 		return 0
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return promGauges(body, series)[0]
+	return v[0]
 }
 
 // stampede sends the buyers at the drop while every subscriber listens.

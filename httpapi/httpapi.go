@@ -144,6 +144,16 @@ type Options struct {
 	// WebSocket in production besides the server's own origin. Outside
 	// production every origin may, so local front ends on other ports work.
 	AllowedOrigins []string
+	// WriteTimeout bounds one send to a WebSocket or SSE client that stopped
+	// reading; past it the connection is closed. Zero: 10 s.
+	WriteTimeout time.Duration
+}
+
+func (o Options) wsWriteTimeout() time.Duration {
+	if o.WriteTimeout > 0 {
+		return o.WriteTimeout
+	}
+	return wsWriteTimeout
 }
 
 // New returns the handler of every route the server answers.
@@ -209,12 +219,12 @@ func queryHandler(o Options) http.Handler {
 	srv := handler.New(o.Schema)
 
 	srv.AddTransport(transport.Websocket{
-		Implementation: transport.CoderWebsocketImplementation{AcceptOptions: coderws.AcceptOptions{
+		Implementation: boundedWebsocket{writeTimeout: o.wsWriteTimeout(), inner: transport.CoderWebsocketImplementation{AcceptOptions: coderws.AcceptOptions{
 			// Off production any page may connect; in production the page must
 			// come from this server or an allowed origin, or send no Origin.
 			InsecureSkipVerify: !o.Prod,
 			OriginPatterns:     o.AllowedOrigins,
-		}},
+		}}},
 		InitFunc:              initWebSocket(o.Log, o.InitWebSocket),
 		InitTimeout:           wsInitTimeout,
 		KeepAlivePingInterval: keepAlive, // legacy graphql-ws: "ka" messages
@@ -250,7 +260,7 @@ func queryHandler(o Options) http.Handler {
 	}
 	srv.Use(complexityLimit{inner: extension.FixedComplexityLimit(o.Complexity)})
 
-	var h http.Handler = srv
+	var h http.Handler = boundSSEWrites(o.wsWriteTimeout(), srv)
 	for i := len(o.PerRequest) - 1; i >= 0; i-- {
 		h = o.PerRequest[i](h)
 	}

@@ -2,7 +2,6 @@ package resolvers
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"slices"
 	"sync"
@@ -16,7 +15,16 @@ import (
 const MaxSubscriptionsPerStream = 100
 
 // ErrSlowStream is why a stream was ended for a subscriber that fell behind.
-var ErrSlowStream = errors.New("a subscriber on this connection fell too far behind")
+// Its SlowStream method tells the transport to close the WebSocket with
+// "try again later" (1013) rather than a normal closure.
+var ErrSlowStream error = slowStream{}
+
+type slowStream struct{}
+
+func (slowStream) Error() string { return "a subscriber on this connection fell too far behind" }
+
+// SlowStream marks the cause for the transport (httpapi.SlowStream).
+func (slowStream) SlowStream() {}
 
 // stream is one request or connection carrying subscriptions: a WebSocket,
 // an SSE request, or any other request (which carries none).

@@ -52,6 +52,7 @@ import (
 	"livedrops/bench/internal/measure"
 	"livedrops/bench/internal/sandbox"
 	"livedrops/bench/internal/serverproc"
+	"livedrops/bench/internal/shop"
 	"livedrops/store"
 )
 
@@ -232,11 +233,12 @@ func (b *bench) setup(ctx context.Context) error {
 		return err
 	}
 	b.client = gql.New(b.server.URL+"/query", b.o.conns)
-	s, err := provisionSeller(ctx, b.client, randomHex(16))
+	s, err := shop.NewSeller(ctx, b.client, "live_seller", randomHex(16))
 	if err != nil {
 		return err
 	}
-	if b.dropGID, b.dropID, err = s.liveDrop(ctx, b.client, b.o.stock); err != nil {
+	// A per-user limit of 1: each buyer orders once, one unit.
+	if b.dropGID, b.dropID, err = s.LiveDrop(ctx, b.client, "Live drop", b.o.stock, 1); err != nil {
 		return err
 	}
 	b.printf("setup      database %s, Redis prefix %s, Kafka topic %s; drop #%d LIVE with %d units; %d buyers\n",

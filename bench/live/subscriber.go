@@ -157,9 +157,14 @@ func (s *subscriber) next(ctx context.Context) (string, error) {
 		return "", err
 	}
 	// Most messages are states: one pass decodes them whole; anything else
-	// is decoded again as a plain message.
+	// (whose payload may not fit, which the decoder reports after setting
+	// the type) is decoded again as a plain message.
 	var nm nextMessage
-	if err := json.Unmarshal(data, &nm); err == nil && nm.Type == "next" {
+	nerr := json.Unmarshal(data, &nm)
+	if nm.Type == "next" {
+		if nerr != nil {
+			return "", fmt.Errorf("decode next message: %w", nerr)
+		}
 		st, err := nm.Payload.state()
 		if err != nil {
 			return "", err
@@ -175,15 +180,6 @@ func (s *subscriber) next(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("message is not JSON: %.200q", data)
 	}
 	switch m.Type {
-	case "next":
-		st, err := decodeState(m.Payload)
-		if err != nil {
-			return "", err
-		}
-		st.At = at
-		s.mu.Lock()
-		s.states = append(s.states, st)
-		s.mu.Unlock()
 	case "ping":
 		if err := s.send(ctx, "", "pong", nil); err != nil {
 			return "", err
@@ -205,15 +201,7 @@ type nextMessage struct {
 	Payload nextPayload `json:"payload"`
 }
 
-// decodeState reads a next message's payload.
-func decodeState(payload json.RawMessage) (dropState, error) {
-	var p nextPayload
-	if err := json.Unmarshal(payload, &p); err != nil {
-		return dropState{}, fmt.Errorf("decode next payload: %w", err)
-	}
-	return p.state()
-}
-
+// state reads the drop's state out of a next message's payload.
 func (p *nextPayload) state() (dropState, error) {
 	if len(p.Errors) > 0 {
 		return dropState{}, fmt.Errorf("next carried errors: %s", p.Errors[0].Message)

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+
 	"livedrops/domain"
 	"livedrops/graph"
 	"livedrops/httpapi"
@@ -129,5 +131,63 @@ func TestSubscribeReportsARefusal(t *testing.T) {
 	t.Logf("refusal: %v", err)
 	if err == nil || !strings.Contains(err.Error(), "NOT_FOUND") && !strings.Contains(err.Error(), "no drop") {
 		t.Fatalf("subscribe to an unknown drop: %v, want the refusal", err)
+	}
+}
+
+// The parts of the protocol the server rarely shows in a short test: a
+// ping is answered with a pong before anything else, and a stream the
+// server completes is an early end.
+func TestSubscriberAnswersPingsAndNoticesCompletion(t *testing.T) {
+	pong := make(chan bool, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{subprotocol}})
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		ctx := r.Context()
+		read := func() string {
+			_, b, err := c.Read(ctx)
+			if err != nil {
+				return ""
+			}
+			var m wsMessage
+			_ = json.Unmarshal(b, &m)
+			return m.Type
+		}
+		write := func(s string) { _ = c.Write(ctx, websocket.MessageText, []byte(s)) }
+		if read() != "connection_init" {
+			return
+		}
+		write(`{"type":"connection_ack"}`)
+		write(`{"type":"ping"}`)
+		// The client may subscribe before it reads the ping.
+		got := map[string]bool{read(): true, read(): true}
+		pong <- got["pong"]
+		if !got["subscribe"] {
+			return
+		}
+		write(`{"id":"1","type":"next","payload":{"data":{"dropUpdated":{"status":"LIVE","stock":{"available":3,"reserved":1,"sold":0,"total":4}}}}}`)
+		write(`{"id":"1","type":"complete"}`)
+		read() // until the client goes
+	}))
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := subscribe(ctx, &http.Client{}, "ws"+strings.TrimPrefix(srv.URL, "http"), "RHJvcDox", "")
+	if err != nil {
+		t.Fatalf("subscribe: %v", err)
+	}
+	defer s.Close()
+	if !<-pong {
+		t.Error("the ping was not answered with a pong")
+	}
+	<-s.done
+	st, ok, err := s.last()
+	if !ok || st.Available != 3 || st.Reserved != 1 || st.Total != 4 || st.Status != "LIVE" {
+		t.Errorf("last state %+v (received %v), want the one sent", st, ok)
+	}
+	if err == nil || !strings.Contains(err.Error(), "completed") {
+		t.Errorf("stream end = %v, want the server's completion", err)
 	}
 }

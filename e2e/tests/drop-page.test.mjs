@@ -156,7 +156,7 @@ test('shows a drop live: countdown, start, stock moved by others, buying, refusa
   await waitText(page, 'viewer-handle', '@' + buyer.handle);
   assert.ok(await page.locator('#buy').isDisabled(), 'nothing to buy before the start');
   assert.ok(!page.url().includes('token='), 'the token is taken out of the address bar');
-  await waitText(page, 'connection', 'Live');
+  await waitText(page, 'connection', 'Updating live');
   await page.screenshot({ path: screenshotPath('drop-page-scheduled'), fullPage: true });
 
   // The start reaches the page through the subscription.

@@ -255,7 +255,7 @@ function startLive() {
     retryWait: (retries) => sleep(backoff(retries, 500, MAX_RETRY_WAIT)),
     on: {
       connected: () => {
-        if (!live.failed) setConnection('live', 'Live');
+        if (!live.failed) setConnection('live', 'Updating live');
       },
       closed: (event) => {
         if (!live.client) return;

@@ -30,7 +30,12 @@ func NewEvent(typ, key string, payload any, at time.Time) (domain.Event, error) 
 }
 
 // insertOutbox writes events to the outbox inside tx, in one statement; the
-// payload column holds the whole envelope.
+// payload column holds the whole envelope. Their created_at is the moment of
+// the insert, not the transaction's start: writing the events ends a change's
+// transaction, so created_at is close to the commit and leaves out the time
+// the transaction waited for locks (a hot drop's inventory row) before it.
+// One clock reading serves every row of the statement: events of one change
+// share it.
 func insertOutbox(ctx context.Context, tx *sqlx.Tx, topic string, events ...domain.Event) error {
 	if len(events) == 0 {
 		return nil
@@ -46,8 +51,8 @@ func insertOutbox(ctx context.Context, tx *sqlx.Tx, topic string, events ...doma
 		keys[i], types[i], envelopes[i] = e.Key, e.Type, string(b)
 	}
 	// WITH ORDINALITY keeps the events' order in the outbox ids.
-	_, err := tx.ExecContext(ctx, `INSERT INTO outbox (topic, key, type, payload)
-		SELECT $1, e.key, e.type, e.payload::jsonb
+	_, err := tx.ExecContext(ctx, `INSERT INTO outbox (topic, key, type, payload, created_at)
+		SELECT $1, e.key, e.type, e.payload::jsonb, (SELECT clock_timestamp())
 		FROM unnest($2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS e(key, type, payload, n)
 		ORDER BY e.n`,
 		topic, pq.Array(keys), pq.Array(types), pq.Array(envelopes))

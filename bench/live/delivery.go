@@ -14,10 +14,10 @@ import (
 // commit is what is known of the transaction that left the drop with a
 // given number of units available: the order that took the unit before.
 type commit struct {
-	// Began is the transaction's now(), the outbox row's created_at: it is
-	// stamped when the transaction began, before it waited for the hot
-	// inventory row and committed, so it comes before the commit.
-	Began time.Time
+	// Written is the outbox row's created_at: the clock_timestamp() of the
+	// events' insert, the last step of the transaction before its commit
+	// (after it waited for the hot inventory row).
+	Written time.Time
 	// OrderID is the order the transaction placed, 0 when it could not be told.
 	OrderID int64
 	// Answered is when that order's HTTP answer reached the load generator,
@@ -26,10 +26,11 @@ type commit struct {
 }
 
 // readCommits reads, for every StockChanged event of the drop, the units it
-// left available and its transaction's start, with the order placed in the
-// same transaction: the OrderPlaced row written just before it in one
+// left available and when its transaction wrote it, with the order placed in
+// the same transaction: the OrderPlaced row written just before it in one
 // statement (the inventory row lock keeps other sales from writing between
-// them; the equal created_at, one transaction's now(), confirms the pair).
+// them; the equal created_at, one clock reading per statement, confirms the
+// pair).
 // It fails when two events left the same count: the benchmark assumes only
 // its orders of one unit move the stock.
 func readCommits(ctx context.Context, db *sql.DB, dropID int64) (map[int32]commit, error) {
@@ -49,7 +50,7 @@ func readCommits(ctx context.Context, db *sql.DB, dropID int64) (map[int32]commi
 			available int32
 			c         commit
 		)
-		if err := rows.Scan(&available, &c.Began, &c.OrderID); err != nil {
+		if err := rows.Scan(&available, &c.Written, &c.OrderID); err != nil {
 			return nil, fmt.Errorf("read a stock event of drop #%d: %w", dropID, err)
 		}
 		if _, dup := commits[available]; dup {
@@ -90,11 +91,12 @@ func addAnswers(commits map[int32]commit, answers []measure.Answer) {
 type delivery struct {
 	// Updates counts the messages after each subscription's first state.
 	Updates int
-	// FromBegin holds, for every new stock state a subscriber received, its
-	// receipt time minus its transaction's start (an upper bound of the
-	// latency from the commit); FromAnswer the receipt time minus the HTTP
-	// answer of its order (a lower bound: the answer left after the commit).
-	FromBegin, FromAnswer []time.Duration
+	// FromCommit holds, for every new stock state a subscriber received, its
+	// receipt time minus its transaction's events' insert (the latency from
+	// the commit, which follows within a statement); FromAnswer the receipt
+	// time minus the HTTP answer of its order (a lower bound: the answer left
+	// after the commit).
+	FromCommit, FromAnswer []time.Duration
 	// Unmatched counts new stock states no stock event produced.
 	Unmatched int
 	// MovedBack counts states with more units available than the one
@@ -123,7 +125,7 @@ func judgeDelivery(perSubscriber [][]dropState, commits map[int32]commit) delive
 					d.Unmatched++
 					break
 				}
-				d.FromBegin = append(d.FromBegin, time.Duration(st.At-c.Began.UnixNano()))
+				d.FromCommit = append(d.FromCommit, time.Duration(st.At-c.Written.UnixNano()))
 				if !c.Answered.IsZero() {
 					d.FromAnswer = append(d.FromAnswer, time.Duration(st.At-c.Answered.UnixNano()))
 				}

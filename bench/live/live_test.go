@@ -25,9 +25,9 @@ func TestJudgeDelivery(t *testing.T) {
 	t0 := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 	at := func(msec int) int64 { return t0.Add(time.Duration(msec) * time.Millisecond).UnixNano() }
 	commits := map[int32]commit{
-		9: {Began: t0, OrderID: 1, Answered: t0.Add(4 * time.Millisecond)},
-		8: {Began: t0.Add(10 * time.Millisecond), OrderID: 2},
-		7: {Began: t0.Add(20 * time.Millisecond), OrderID: 3, Answered: t0.Add(25 * time.Millisecond)},
+		9: {Written: t0, OrderID: 1, Answered: t0.Add(4 * time.Millisecond)},
+		8: {Written: t0.Add(10 * time.Millisecond), OrderID: 2},
+		7: {Written: t0.Add(20 * time.Millisecond), OrderID: 3, Answered: t0.Add(25 * time.Millisecond)},
 	}
 	st := func(msec int, available int32, status string) dropState {
 		return dropState{At: at(msec), Available: available, Reserved: 10 - available, Total: 10, Status: status}
@@ -44,9 +44,9 @@ func TestJudgeDelivery(t *testing.T) {
 	if d.Updates != 6 {
 		t.Errorf("Updates = %d, want 6", d.Updates)
 	}
-	wantBegin := []time.Duration{30 * time.Millisecond, 40 * time.Millisecond, 2 * time.Millisecond}
-	if fmt.Sprint(d.FromBegin) != fmt.Sprint(wantBegin) {
-		t.Errorf("FromBegin = %v, want %v", d.FromBegin, wantBegin)
+	wantCommit := []time.Duration{30 * time.Millisecond, 40 * time.Millisecond, 2 * time.Millisecond}
+	if fmt.Sprint(d.FromCommit) != fmt.Sprint(wantCommit) {
+		t.Errorf("FromCommit = %v, want %v", d.FromCommit, wantCommit)
 	}
 	wantAnswer := []time.Duration{26 * time.Millisecond, 35 * time.Millisecond}
 	if fmt.Sprint(d.FromAnswer) != fmt.Sprint(wantAnswer) {
@@ -180,9 +180,10 @@ func TestReadCommits(t *testing.T) {
 		if err := db.QueryRowContext(ctx, `SELECT created_at FROM orders WHERE id = $1`, c.OrderID).Scan(&created); err != nil {
 			t.Fatalf("read order %d: %v", c.OrderID, err)
 		}
-		// Both are stamped at the transaction's start, by two clocks of one machine.
-		if d := c.Began.Sub(created); d < -time.Second || d > time.Second {
-			t.Errorf("order %d created at %v, its stock event at %v", c.OrderID, created, c.Began)
+		// The order is stamped at the transaction's start, its events at their
+		// insert a little later, by two clocks of one machine.
+		if d := c.Written.Sub(created); d < -time.Second || d > time.Second {
+			t.Errorf("order %d created at %v, its stock event at %v", c.OrderID, created, c.Written)
 		}
 	}
 	// Stock moved by anything else breaks the pairing, and says so.

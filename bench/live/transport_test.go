@@ -100,10 +100,10 @@ func TestSubscribersAgainstTheServerTransport(t *testing.T) {
 	}
 	commits := map[int32]commit{}
 	for n := range int32(total) {
-		commits[n] = commit{Began: time.Now().Add(-time.Minute)}
+		commits[n] = commit{Written: time.Now().Add(-time.Minute)}
 	}
 	d := judgeDelivery(states, commits)
-	if d.MovedBack != 0 || d.Unmatched != 0 || len(d.FromBegin) < subscribers {
+	if d.MovedBack != 0 || d.Unmatched != 0 || len(d.FromCommit) < subscribers {
 		t.Errorf("delivery %+v: want every subscriber timed at least once, nothing moved back or unmatched", d)
 	}
 	closeAll(subs, 8)

@@ -23,8 +23,8 @@ help:
 	@echo "make clean          remove built binaries and coverage files"
 	@echo "make clean-data     also remove .data/ (embedded database, objects, service logs)"
 
-run: postgres-binaries
-	$(GO) run .
+run: postgres-binaries build
+	@.data/bin/livedrops
 
 # The embedded database of `make run` is a private cluster run from the
 # machine's PostgreSQL binaries; install them once if none are found.

@@ -46,14 +46,15 @@ func Decode(value []byte) (domain.Event, error) {
 // the channel, so they come out as structured logs rather than raw stderr.
 func forwardLogs(log *slog.Logger, client string, logs <-chan kafka.LogEvent) {
 	for e := range logs {
-		// librdkafka levels are syslog levels: 0-3 errors, 4 warnings, 5-6 info, 7 debug.
+		// librdkafka levels are syslog levels: 0-3 errors, 4 warnings, 5
+		// notices (kept as info), 6 informational chatter and 7 debug.
 		level := slog.LevelDebug
 		switch {
 		case e.Level <= 3:
 			level = slog.LevelError
 		case e.Level == 4:
 			level = slog.LevelWarn
-		case e.Level <= 6:
+		case e.Level == 5:
 			level = slog.LevelInfo
 		}
 		log.Log(context.Background(), level, "kafka "+client+": "+e.Message, "tag", e.Tag, "name", e.Name)

@@ -10,21 +10,14 @@ import (
 
 	"livedrops/auth"
 	"livedrops/domain"
-	"livedrops/internal/testenv"
 	"livedrops/store"
+	"livedrops/store/storetest"
 )
 
 // newService returns a Service on a fresh, migrated database.
 func newService(t *testing.T) (*Service, *store.DB, *auth.Tokens) {
 	t.Helper()
-	db, err := store.Open(context.Background(), testenv.Database(t))
-	if err != nil {
-		t.Fatalf("open store: %v", err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if err := db.Migrate(); err != nil {
-		t.Fatalf("migrate: %v", err)
-	}
+	db := storetest.Open(t)
 	tokens := auth.NewTokens([]byte("accounts-test-secret"), time.Hour, nil)
 	return New(db, tokens, nil), db, tokens
 }

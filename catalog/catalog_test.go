@@ -23,6 +23,7 @@ import (
 	"livedrops/media"
 	"livedrops/media/mediatest"
 	"livedrops/store"
+	"livedrops/store/storetest"
 )
 
 type env struct {
@@ -38,14 +39,7 @@ type env struct {
 func setup(t *testing.T) *env {
 	t.Helper()
 	ctx := context.Background()
-	db, err := store.Open(ctx, testenv.Database(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if err := db.Migrate(); err != nil {
-		t.Fatal(err)
-	}
+	db := storetest.Open(t)
 	redisURL, prefix := testenv.Redis(t)
 	rdb, err := cache.Connect(redisURL)
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"livedrops/loaders"
 	"livedrops/media"
 	"livedrops/store"
+	"livedrops/store/storetest"
 )
 
 type env struct {
@@ -27,15 +28,7 @@ type env struct {
 // setup opens a fresh database and a Redis prefix of the test's own.
 func setup(t *testing.T) *env {
 	t.Helper()
-	ctx := context.Background()
-	db, err := store.Open(ctx, testenv.Database(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if err := db.Migrate(); err != nil {
-		t.Fatal(err)
-	}
+	db := storetest.Open(t)
 	redisURL, prefix := testenv.Redis(t)
 	rdb, err := cache.Connect(redisURL)
 	if err != nil {

@@ -11,22 +11,9 @@ import (
 	"time"
 
 	"livedrops/domain"
-	"livedrops/internal/testenv"
 	"livedrops/store"
+	"livedrops/store/storetest"
 )
-
-func openDB(t testing.TB) *store.DB {
-	t.Helper()
-	db, err := store.Open(context.Background(), testenv.Database(t))
-	if err != nil {
-		t.Fatalf("open store: %v", err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if err := db.Migrate(); err != nil {
-		t.Fatalf("migrate: %v", err)
-	}
-	return db
-}
 
 func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
@@ -96,7 +83,7 @@ func count(t testing.TB, db *store.DB, dropID int64, kind domain.NotificationKin
 }
 
 func TestFiveThousandFollowersNotifiedOnce(t *testing.T) {
-	db := openDB(t)
+	db := storetest.Open(t)
 	ctx := context.Background()
 	creatorID, dropID := seedCreatorWithFollowers(t, db, 5000)
 	n := New(db, quietLog())
@@ -135,7 +122,7 @@ func TestFiveThousandFollowersNotifiedOnce(t *testing.T) {
 }
 
 func TestConcurrentDeliveriesNotifyOnce(t *testing.T) {
-	db := openDB(t)
+	db := storetest.Open(t)
 	ctx := context.Background()
 	creatorID, dropID := seedCreatorWithFollowers(t, db, 5000)
 	scheduled := dropEvent(t, domain.EventDropScheduled, "ev-scheduled", creatorID, dropID)
@@ -169,7 +156,7 @@ func TestConcurrentDeliveriesNotifyOnce(t *testing.T) {
 }
 
 func TestFailedWalkResumesOnRetry(t *testing.T) {
-	db := openDB(t)
+	db := storetest.Open(t)
 	creatorID, dropID := seedCreatorWithFollowers(t, db, 5000)
 	n := New(db, quietLog())
 	started := dropEvent(t, domain.EventDropStarted, "ev-started", creatorID, dropID)
@@ -221,7 +208,7 @@ func TestFailedWalkResumesOnRetry(t *testing.T) {
 }
 
 func TestUnreadablePayloadSkipped(t *testing.T) {
-	db := openDB(t)
+	db := storetest.Open(t)
 	n := New(db, quietLog())
 	bad := domain.Event{ID: "bad", Type: domain.EventDropStarted, Payload: json.RawMessage(`[1,2]`)}
 	if err := n.Handle(context.Background(), bad); err != nil {
@@ -233,7 +220,7 @@ func TestHundredThousandFollowers(t *testing.T) {
 	if testing.Short() {
 		t.Skip("takes tens of seconds: run without -short")
 	}
-	db := openDB(t)
+	db := storetest.Open(t)
 	seeded := time.Now()
 	creatorID, dropID := seedCreatorWithFollowers(t, db, 100_000)
 	seedTook := time.Since(seeded)

@@ -10,24 +10,9 @@ import (
 	"time"
 
 	"livedrops/domain"
-	"livedrops/internal/testenv"
 	"livedrops/store"
+	"livedrops/store/storetest"
 )
-
-func openOutboxDB(t *testing.T) *store.DB {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	db, err := store.Open(ctx, testenv.Database(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if err := db.Migrate(); err != nil {
-		t.Fatal(err)
-	}
-	return db
-}
 
 // enqueue writes n StockChanged events for key and returns them in order.
 func enqueue(t *testing.T, db *store.DB, key string, n int) []domain.Event {
@@ -55,7 +40,7 @@ func ids(evs []domain.Event) []string {
 }
 
 func TestClaimOutboxPublishesInOrderAndMarks(t *testing.T) {
-	db := openOutboxDB(t)
+	db := storetest.Open(t)
 	ctx := context.Background()
 	want := append(enqueue(t, db, "drop:1", 3), enqueue(t, db, "drop:2", 4)...)
 
@@ -92,7 +77,7 @@ func TestClaimOutboxPublishesInOrderAndMarks(t *testing.T) {
 }
 
 func TestClaimOutboxKeepsRowsWhenPublishFails(t *testing.T) {
-	db := openOutboxDB(t)
+	db := storetest.Open(t)
 	ctx := context.Background()
 	want := enqueue(t, db, "drop:1", 3)
 
@@ -109,7 +94,7 @@ func TestClaimOutboxKeepsRowsWhenPublishFails(t *testing.T) {
 }
 
 func TestClaimOutboxOneRelayAtATime(t *testing.T) {
-	db := openOutboxDB(t)
+	db := storetest.Open(t)
 	ctx := context.Background()
 	enqueue(t, db, "drop:1", 4)
 
@@ -149,7 +134,7 @@ func TestClaimOutboxOneRelayAtATime(t *testing.T) {
 }
 
 func TestClaimOutboxRejectsUndecodableRow(t *testing.T) {
-	db := openOutboxDB(t)
+	db := storetest.Open(t)
 	ctx := context.Background()
 	if _, err := db.ExecContext(ctx, `INSERT INTO outbox (topic, key, type, payload) VALUES ('t', 'k', 'X', '{"id": 5}')`); err != nil {
 		t.Fatal(err)
@@ -161,7 +146,7 @@ func TestClaimOutboxRejectsUndecodableRow(t *testing.T) {
 }
 
 func TestOutboxLagAndPrune(t *testing.T) {
-	db := openOutboxDB(t)
+	db := storetest.Open(t)
 	ctx := context.Background()
 	now := time.Now()
 	db.Now = func() time.Time { return now }

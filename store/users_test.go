@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"livedrops/domain"
-	"livedrops/internal/testenv"
 	"livedrops/store"
+	"livedrops/store/storetest"
 )
 
 // accountsDB opens a migrated store on a fresh database. Its clock advances
@@ -18,14 +18,7 @@ import (
 // keyset ties on the time are exercised.
 func accountsDB(t *testing.T) *store.DB {
 	t.Helper()
-	db, err := store.Open(context.Background(), testenv.Database(t))
-	if err != nil {
-		t.Fatalf("open store: %v", err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if err := db.Migrate(); err != nil {
-		t.Fatalf("migrate: %v", err)
-	}
+	db := storetest.Open(t)
 	var mu sync.Mutex
 	var reads int64
 	base := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)

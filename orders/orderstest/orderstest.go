@@ -16,6 +16,7 @@ import (
 	"livedrops/domain"
 	"livedrops/internal/testenv"
 	"livedrops/store"
+	"livedrops/store/storetest"
 )
 
 // Clock is a clock tests move by hand; safe for concurrent use.
@@ -55,14 +56,7 @@ type World struct {
 func New(t testing.TB) *World {
 	t.Helper()
 	ctx := context.Background()
-	db, err := store.Open(ctx, testenv.Database(t))
-	if err != nil {
-		t.Fatalf("open store: %v", err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if err := db.Migrate(); err != nil {
-		t.Fatalf("migrate: %v", err)
-	}
+	db := storetest.Open(t)
 	clock := &Clock{t: time.Now().UTC().Truncate(time.Second)}
 	db.Now = clock.Now
 

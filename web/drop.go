@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
-	"strings"
-	"time"
 
 	"livedrops/domain"
 )
@@ -64,9 +62,7 @@ func newDropPage(opts Options, connectSrc []string) (*dropPage, error) {
 }
 
 func (p *dropPage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+	if !allowRead(w, r) {
 		return
 	}
 	// Only a well-formed drop id names a page; whether the drop exists is
@@ -75,35 +71,8 @@ func (p *dropPage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	h := w.Header()
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("ETag", p.etag)
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("Content-Security-Policy", p.contentSecurityPolicy(r))
-	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(p.body))
-}
-
-// contentSecurityPolicy is the Playground's policy made stricter: this page
-// has no inline styles and no fonts, so neither is allowed. Styles the
-// script sets through the CSSOM (the stock bar's widths) are not inline
-// styles in CSP's sense.
-func (p *dropPage) contentSecurityPolicy(r *http.Request) string {
-	connect := []string{"'self'"}
-	// Older browsers do not count ws:// on the same host as 'self'.
-	if isPlainHost(r.Host) {
-		connect = append(connect, "ws://"+r.Host, "wss://"+r.Host)
-	}
-	connect = append(connect, p.connectSrc...)
-	return strings.Join([]string{
-		"default-src 'none'",
-		"script-src 'self'",
-		"style-src 'self'",
-		"img-src 'self' data:",
-		"connect-src " + strings.Join(connect, " "),
-		"base-uri 'none'",
-		"form-action 'none'",
-		"frame-ancestors 'none'",
-	}, "; ")
+	// Stricter than the Playground: no inline styles and no fonts. Styles the
+	// script sets through the CSSOM (the stock bar's widths) are not inline
+	// styles in CSP's sense.
+	writePage(w, r, p.body, p.etag, contentSecurityPolicy(r, p.connectSrc, "style-src 'self'"))
 }

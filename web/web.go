@@ -168,42 +168,57 @@ func endpointOrigin(endpoint, scheme, secureScheme string) (string, error) {
 }
 
 func (p *page) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+	if !allowRead(w, r) {
 		return
 	}
+	// GraphiQL sets inline styles and embeds its fonts as data: URLs.
+	writePage(w, r, p.body, p.etag, contentSecurityPolicy(r, p.connectSrc,
+		"style-src 'self' 'unsafe-inline'", "font-src 'self' data:"))
+}
+
+// allowRead answers 405 to anything but GET and HEAD, reporting whether the
+// request may go on.
+func allowRead(w http.ResponseWriter, r *http.Request) bool {
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		return true
+	}
+	w.Header().Set("Allow", "GET, HEAD")
+	http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+	return false
+}
+
+// writePage sends an HTML page with the headers every page shares: revalidated
+// on each visit, never sniffed, framed or sent as a referrer, under csp.
+func writePage(w http.ResponseWriter, r *http.Request, body []byte, etag, csp string) {
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-cache")
-	h.Set("ETag", p.etag)
+	h.Set("ETag", etag)
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("Content-Security-Policy", p.contentSecurityPolicy(r))
-	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(p.body))
+	h.Set("Content-Security-Policy", csp)
+	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(body))
 }
 
-// contentSecurityPolicy lets the page load code only from this server, so a
-// stray CDN reference fails loudly instead of leaking users' traffic.
-// GraphiQL sets inline styles and embeds its fonts as data: URLs.
-func (p *page) contentSecurityPolicy(r *http.Request) string {
+// contentSecurityPolicy lets a page load code only from this server, so a
+// stray CDN reference fails loudly instead of leaking users' traffic. It may
+// connect to its own origin (HTTP and WebSocket) and to connectSrc; styles
+// are the page's own style (and font) directives.
+func contentSecurityPolicy(r *http.Request, connectSrc []string, styles ...string) string {
 	connect := []string{"'self'"}
 	// Older browsers do not count ws:// on the same host as 'self'.
 	if isPlainHost(r.Host) {
 		connect = append(connect, "ws://"+r.Host, "wss://"+r.Host)
 	}
-	connect = append(connect, p.connectSrc...)
-	return strings.Join([]string{
-		"default-src 'none'",
-		"script-src 'self'",
-		"style-src 'self' 'unsafe-inline'",
-		"font-src 'self' data:",
+	connect = append(connect, connectSrc...)
+	directives := append([]string{"default-src 'none'", "script-src 'self'"}, styles...)
+	return strings.Join(append(directives,
 		"img-src 'self' data:",
-		"connect-src " + strings.Join(connect, " "),
+		"connect-src "+strings.Join(connect, " "),
 		"base-uri 'none'",
 		"form-action 'none'",
 		"frame-ancestors 'none'",
-	}, "; ")
+	), "; ")
 }
 
 // isPlainHost accepts host[:port] made only of characters that cannot end or

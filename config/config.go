@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"reflect"
 	"strings"
 	"time"
 
@@ -72,12 +73,34 @@ func Parse(environ map[string]string) (*Config, error) {
 		opts.Environment = environ
 	}
 	if err := env.ParseWithOptions(&c, opts); err != nil {
-		return nil, fmt.Errorf("config: %w", err)
+		return nil, namedParseErrors(err)
 	}
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
 	return &c, nil
+}
+
+// namedParseErrors rewrites the parser's errors, which name Go fields, to
+// name the environment variable a user has to fix.
+func namedParseErrors(err error) error {
+	var agg env.AggregateError
+	if !errors.As(err, &agg) {
+		return fmt.Errorf("config: %w", err)
+	}
+	t := reflect.TypeFor[Config]()
+	out := make([]error, 0, len(agg.Errors))
+	for _, e := range agg.Errors {
+		var pe env.ParseError
+		if errors.As(e, &pe) {
+			if f, ok := t.FieldByName(pe.Name); ok {
+				out = append(out, fmt.Errorf("config: %s: not a valid %s: %w", f.Tag.Get("env"), pe.Type, pe.Err))
+				continue
+			}
+		}
+		out = append(out, fmt.Errorf("config: %w", e))
+	}
+	return errors.Join(out...)
 }
 
 // Validate checks each value and the values against each other; every message
@@ -161,22 +184,21 @@ func (c *Config) Validate() error {
 		bad("ORDER_RATE_PER_MINUTE", "must be at least 1")
 	}
 	if c.Prod() {
-		for name, value := range map[string]string{
-			"DATABASE_URL": c.DatabaseURL, "REDIS_URL": c.RedisURL,
-			"KAFKA_BROKERS": c.KafkaBrokers, "S3_ENDPOINT": c.S3Endpoint,
-			"MEDIA_BASE_URL": c.MediaBaseURL,
+		for _, v := range []struct{ name, value string }{
+			{"DATABASE_URL", c.DatabaseURL}, {"REDIS_URL", c.RedisURL}, {"KAFKA_BROKERS", c.KafkaBrokers},
+			{"S3_ENDPOINT", c.S3Endpoint}, {"MEDIA_BASE_URL", c.MediaBaseURL},
 		} {
-			if value == "" {
-				bad(name, "must be set when APP_ENV=prod (embedded stand-ins are for dev only)")
+			if v.value == "" {
+				bad(v.name, "must be set when APP_ENV=prod (embedded stand-ins are for dev only)")
 			}
 		}
-		for name, pair := range map[string][2]string{
-			"JWT_SECRET":             {c.JWTSecret, DevJWTSecret},
-			"INTERNAL_TOKEN":         {c.InternalToken, DevInternalToken},
-			"PAYMENT_WEBHOOK_SECRET": {c.PaymentWebhookSecret, DevWebhookSecret},
+		for _, v := range []struct{ name, value, dev string }{
+			{"JWT_SECRET", c.JWTSecret, DevJWTSecret},
+			{"INTERNAL_TOKEN", c.InternalToken, DevInternalToken},
+			{"PAYMENT_WEBHOOK_SECRET", c.PaymentWebhookSecret, DevWebhookSecret},
 		} {
-			if pair[0] == pair[1] {
-				bad(name, "the dev default is refused when APP_ENV=prod")
+			if v.value == v.dev {
+				bad(v.name, "the dev default is refused when APP_ENV=prod")
 			}
 		}
 	}

@@ -1,0 +1,115 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// dev is a valid dev environment with every service set.
+func dev() map[string]string {
+	return map[string]string{
+		"DATABASE_URL":  "postgres://postgres@127.0.0.1:5432/livedrops?sslmode=disable",
+		"REDIS_URL":     "redis://127.0.0.1:6379/0",
+		"KAFKA_BROKERS": "127.0.0.1:9092",
+		"S3_ENDPOINT":   "http://127.0.0.1:9000",
+	}
+}
+
+func with(base map[string]string, kv ...string) map[string]string {
+	out := map[string]string{}
+	for k, v := range base {
+		out[k] = v
+	}
+	for i := 0; i < len(kv); i += 2 {
+		out[kv[i]] = kv[i+1]
+	}
+	return out
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := Parse(map[string]string{})
+	if err != nil {
+		t.Fatalf("empty environment: %v", err)
+	}
+	if c.HTTPAddr != ":8080" || c.AppEnv != "dev" || c.DataDir != ".data" || c.ReservationTTL != 10*time.Minute ||
+		c.DBMaxConns != 32 || c.KafkaTopic != "livedrops.events" || c.Prod() || !c.SeedEnabled() {
+		t.Fatalf("defaults: %+v", c)
+	}
+	// Empty service URLs mean the embedded stand-ins of dev.
+	if c.DatabaseURL != "" || c.RedisURL != "" || c.KafkaBrokers != "" || c.S3Endpoint != "" {
+		t.Fatalf("a service URL has a default: %+v", c)
+	}
+	off, err := Parse(map[string]string{"SEED": "false"})
+	if err != nil || off.SeedEnabled() {
+		t.Fatalf("SEED=false: %v %+v", err, off)
+	}
+}
+
+// Every wrong value stops the server with a message naming its variable.
+func TestWrongValuesNameTheirVariable(t *testing.T) {
+	for _, tc := range []struct{ name, value string }{
+		{"APP_ENV", "staging"},
+		{"HTTP_ADDR", "8080"},
+		{"DATABASE_URL", "mysql://localhost/x"},
+		{"DATABASE_URL", "not a url"},
+		{"REDIS_URL", "http://127.0.0.1:6379"},
+		{"KAFKA_BROKERS", "127.0.0.1:9092,broker-without-port"},
+		{"S3_ENDPOINT", "ftp://127.0.0.1"},
+		{"MEDIA_BASE_URL", "cdn.example.com/media"},
+		{"DB_MAX_CONNS", "1"},
+		{"DB_MAX_CONNS", "many"},
+		{"JWT_SECRET", "short"},
+		{"JWT_TTL", "30s"},
+		{"JWT_TTL", "a day"},
+		{"INTERNAL_TOKEN", "tiny"},
+		{"PAYMENT_WEBHOOK_SECRET", "short"},
+		{"RESERVATION_TTL", "0s"},
+		{"LOG_LEVEL", "verbose"},
+		{"MAX_BODY_BYTES", "10"},
+		{"ORDER_RATE_PER_MINUTE", "0"},
+		{"SEED", "maybe"},
+	} {
+		t.Run(tc.name+"="+tc.value, func(t *testing.T) {
+			_, err := Parse(with(dev(), tc.name, tc.value))
+			if err == nil {
+				t.Fatalf("%s=%q accepted", tc.name, tc.value)
+			}
+			if !strings.Contains(err.Error(), tc.name) {
+				t.Fatalf("error does not name %s: %v", tc.name, err)
+			}
+		})
+	}
+}
+
+// Production refuses the embedded stand-ins and the dev secrets, naming each.
+func TestProdRefusesDevDefaults(t *testing.T) {
+	_, err := Parse(map[string]string{"APP_ENV": "prod"})
+	if err == nil {
+		t.Fatal("prod with nothing set was accepted")
+	}
+	for _, name := range []string{"DATABASE_URL", "REDIS_URL", "KAFKA_BROKERS", "S3_ENDPOINT", "MEDIA_BASE_URL",
+		"JWT_SECRET", "INTERNAL_TOKEN", "PAYMENT_WEBHOOK_SECRET"} {
+		if !strings.Contains(err.Error(), name) {
+			t.Errorf("prod error does not name %s: %v", name, err)
+		}
+	}
+	prod := with(dev(), "APP_ENV", "prod", "MEDIA_BASE_URL", "https://cdn.example.com/media",
+		"JWT_SECRET", "a-real-secret-of-some-length", "INTERNAL_TOKEN", "a-real-internal-token",
+		"PAYMENT_WEBHOOK_SECRET", "a-real-webhook-secret")
+	c, err := Parse(prod)
+	if err != nil {
+		t.Fatalf("a complete prod environment: %v", err)
+	}
+	if !c.Prod() || c.SeedEnabled() {
+		t.Fatalf("prod: %+v", c)
+	}
+	for _, name := range []string{"JWT_SECRET", "INTERNAL_TOKEN", "PAYMENT_WEBHOOK_SECRET"} {
+		_, err := Parse(with(prod, name, map[string]string{
+			"JWT_SECRET": DevJWTSecret, "INTERNAL_TOKEN": DevInternalToken, "PAYMENT_WEBHOOK_SECRET": DevWebhookSecret,
+		}[name]))
+		if err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("prod with the dev %s: %v", name, err)
+		}
+	}
+}

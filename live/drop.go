@@ -155,10 +155,33 @@ type dropTopic struct {
 	cur    *DropUpdate
 	curSeq uint64
 	// lastFlush is when stock last went out to the subscribers; due, when
-	// set, when it goes out next.
+	// set, when it goes out next (or the round's next batch does).
 	lastFlush time.Time
 	due       time.Time
+	// A round hands stock out batch by batch (more subscribers than
+	// Options.FlushBatch): round holds its subscribers, those from turn on
+	// still to be served; batch the last ones handed it, batchBy when the
+	// next batch goes even if some of those have not taken it yet. roundSeq
+	// is the state's seq when the round began.
+	inRound  bool
+	round    []*Sub[*DropUpdate]
+	turn     int
+	batch    []*Sub[*DropUpdate]
+	batchBy  time.Time
+	roundSeq uint64
 }
+
+const (
+	// batchGap is the least time between two batches of rounds, of any drop
+	// of the hub: with Options.FlushBatch it caps how many subscribers the
+	// hub wakes for stock each millisecond, so delivering stock to thousands
+	// never takes every CPU from the sales that make it.
+	batchGap = time.Millisecond
+	// batchPatience is how long a round waits for a batch before it goes on
+	// without the subscribers that have not taken their update yet (one
+	// stuck in a write must not hold up the others).
+	batchPatience = 10 * time.Millisecond
+)
 
 // maxPending bounds the events a topic keeps while its first snapshot is
 // read; past it, the oldest plain stock change goes (a newer one follows).
@@ -257,6 +280,7 @@ func (h *Hub) forgetDrop(t *dropTopic) {
 		delete(h.drops, t.id)
 	}
 	delete(h.due, t)
+	t.endRound()
 }
 
 // routeDrop applies an event to the drop's topic, if anyone subscribes.
@@ -289,13 +313,16 @@ func (h *Hub) dropChanged(t *dropTopic, lifecycle bool, now time.Time) {
 	if len(t.subs) == 0 {
 		return
 	}
-	if !t.due.IsZero() {
+	if t.inRound || !t.due.IsZero() {
 		// The state waiting for the flush is replaced for every subscriber.
 		updatesConflated.Add(float64(len(t.subs)))
 		return
 	}
 	if now.Sub(t.lastFlush) >= h.opts.StockInterval {
 		h.flushDrop(t, now)
+		if t.inRound {
+			h.wakeFlusher() // to serve the round's next batches
+		}
 		return
 	}
 	t.due = t.lastFlush.Add(h.opts.StockInterval)
@@ -304,19 +331,103 @@ func (h *Hub) dropChanged(t *dropTopic, lifecycle bool, now time.Time) {
 }
 
 // flushDrop hands the topic's newest state to every subscriber that has not
-// got it and has nothing queued (those get it once their queue is through).
+// got it and has nothing queued (those get it once their queue is through):
+// at once to a few, in a round of batches to many.
 func (h *Hub) flushDrop(t *dropTopic, now time.Time) {
 	t.lastFlush, t.due = now, time.Time{}
 	delete(h.due, t)
-	u := t.current()
-	for s := range t.subs {
-		if s.ended || len(s.queue) > 0 || s.sentSeq >= t.seq {
-			continue
+	if len(t.subs) <= h.opts.FlushBatch {
+		for s := range t.subs {
+			h.flushTo(t, s)
 		}
-		if s.put(u, true) {
-			s.sentSeq = t.seq
-		} else {
-			h.wait(s)
+		return
+	}
+	// Everyone, not only those without the state now: a subscriber served
+	// early in the round may be behind once the state moves again.
+	t.inRound, t.roundSeq = true, t.seq
+	for s := range t.subs {
+		t.round = append(t.round, s)
+	}
+	h.nextBatch(t, now)
+}
+
+// flushTo hands s the topic's newest state, unless it has it already or has
+// updates queued before it, and reports whether it put it in s's slot.
+func (h *Hub) flushTo(t *dropTopic, s *Sub[*DropUpdate]) bool {
+	if s.ended || len(s.queue) > 0 || s.sentSeq >= t.seq {
+		return false
+	}
+	if !s.put(t.current(), true) {
+		h.wait(s)
+		return false
+	}
+	s.sentSeq = t.seq
+	return true
+}
+
+// nextBatch hands the newest state to the round's next batch once the batch
+// before has taken its own (or was given batchPatience), and schedules what
+// follows: the next batch, or, after the last one, a new round if the state
+// moved meanwhile.
+func (h *Hub) nextBatch(t *dropTopic, now time.Time) {
+	if now.Before(h.batchFree) {
+		h.schedule(t, h.batchFree)
+		return
+	}
+	if now.Before(t.batchBy) && !t.batchTaken() {
+		h.schedule(t, now.Add(batchGap))
+		return
+	}
+	end := min(len(t.round), t.turn+h.opts.FlushBatch)
+	clear(t.batch)
+	t.batch = t.batch[:0]
+	for _, s := range t.round[t.turn:end] {
+		if h.flushTo(t, s) {
+			t.batch = append(t.batch, s)
 		}
 	}
+	t.turn = end
+	h.batchFree = now.Add(batchGap)
+	if t.turn < len(t.round) {
+		t.batchBy = now.Add(batchPatience)
+		h.schedule(t, h.batchFree)
+		return
+	}
+	moved := t.seq != t.roundSeq
+	t.endRound()
+	if moved {
+		// The first batches got an older state than the last ones.
+		h.schedule(t, later(t.lastFlush.Add(h.opts.StockInterval), h.batchFree))
+	}
+}
+
+// batchTaken reports whether the last batch took its update out of the slot
+// (its subscribers' goroutines ran), so the next one may be woken.
+func (t *dropTopic) batchTaken() bool {
+	for _, s := range t.batch {
+		if !s.ended && len(s.out) > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// endRound forgets a round, keeping the round's memory for the next.
+func (t *dropTopic) endRound() {
+	clear(t.round)
+	clear(t.batch)
+	t.inRound, t.round, t.turn, t.batch, t.batchBy = false, t.round[:0], 0, t.batch[:0], time.Time{}
+}
+
+// schedule has the flusher come back to t at the given time.
+func (h *Hub) schedule(t *dropTopic, at time.Time) {
+	t.due = at
+	h.due[t] = struct{}{}
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }

@@ -32,6 +32,15 @@ type Options struct {
 	// StockInterval is the least time between two stock updates to a drop's
 	// subscribers (default 50 ms).
 	StockInterval time.Duration
+	// FlushBatch is how many subscribers of one drop are handed a stock
+	// update at once (default 16). A drop with more has its stock handed
+	// out in a round of batches, one batch a millisecond at most across
+	// the hub, the next once the one before has taken its update (or after
+	// a few milliseconds), each subscriber getting the newest state when
+	// its turn comes: waking thousands of subscribers at once would leave
+	// every other goroutine (the order holding the drop's hot inventory
+	// row, among them) waiting behind them for a CPU.
+	FlushBatch int
 	// QueueSize is how many updates that are never dropped may wait for one
 	// subscriber before it is ended with ErrSlowConsumer (default 64).
 	QueueSize int
@@ -52,6 +61,7 @@ type Options struct {
 
 const (
 	defaultStockInterval = 50 * time.Millisecond
+	defaultFlushBatch    = 16
 	defaultQueueSize     = 64
 	defaultRecentEvents  = 4096
 	// firstRetry is how soon the flusher looks again at a subscriber whose
@@ -74,7 +84,9 @@ type Hub struct {
 	// with updates waiting for their slot.
 	due     map[*dropTopic]struct{}
 	waiting map[waiter]struct{}
-	recent  recentIDs
+	// batchFree is when the next batch of a stock round may go (batchGap).
+	batchFree time.Time
+	recent    recentIDs
 	// after holds callbacks to run once the lock is released.
 	after []func()
 
@@ -87,6 +99,9 @@ type Hub struct {
 func NewHub(log *slog.Logger, opts Options) *Hub {
 	if opts.StockInterval <= 0 {
 		opts.StockInterval = defaultStockInterval
+	}
+	if opts.FlushBatch <= 0 {
+		opts.FlushBatch = defaultFlushBatch
 	}
 	if opts.QueueSize <= 0 {
 		opts.QueueSize = defaultQueueSize
@@ -294,7 +309,14 @@ func (h *Hub) flush(now time.Time) time.Time {
 			soonest(t.due)
 			continue
 		}
-		h.flushDrop(t, now)
+		if t.inRound {
+			h.nextBatch(t, now)
+		} else {
+			h.flushDrop(t, now)
+		}
+		if !t.due.IsZero() {
+			soonest(t.due)
+		}
 	}
 	for w := range h.waiting {
 		st := w.state()

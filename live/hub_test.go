@@ -928,3 +928,81 @@ func TestConcurrentTraffic(t *testing.T) {
 	}
 	assertEmpty(t, h)
 }
+
+// A drop with more subscribers than FlushBatch hands stock out batch by
+// batch: a batch is woken only once the one before took its update (or was
+// given batchPatience), and every subscriber still ends with the newest state.
+func TestStockHandedOutInBatches(t *testing.T) {
+	const batch, n = 4, 22
+	h, _ := newTestHub(t, Options{StockInterval: time.Millisecond, FlushBatch: batch})
+	subs := make([]*Sub[*DropUpdate], n)
+	for i := range subs {
+		s, err := h.SubscribeDrop(context.Background(), 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		subs[i] = s
+		next(t, s)
+	}
+	// Nobody reads: past the first batch, each one waits out the patience.
+	start := time.Now()
+	handle(t, h, stockEvent(t, domain.EventStockChanged, 1, 900, 2))
+	holding := func() int {
+		h.lock()
+		defer h.unlock()
+		k := 0
+		for _, s := range subs {
+			k += len(s.out)
+		}
+		return k
+	}
+	if got, most := holding(), batch*(1+int(time.Since(start)/batchPatience)); got > most {
+		t.Fatalf("%d subscribers woken %v after the event, want at most %d (batches of %d)", got, time.Since(start), most, batch)
+	}
+	// A newer state during the round reaches those still to be served and,
+	// in the next round, those served before.
+	handle(t, h, stockEvent(t, domain.EventStockChanged, 1, 800, 3))
+	for i, s := range subs {
+		if u := next(t, s); u.Version != 2 && u.Version != 3 {
+			t.Fatalf("subscriber %d got version %d, want 2 or 3", i, u.Version)
+		} else if u.Version == 2 {
+			if u := next(t, s); u.Version != 3 {
+				t.Fatalf("subscriber %d got version %d after 2, want 3", i, u.Version)
+			}
+		}
+	}
+	// Readers that take their updates at once are served without the
+	// patience: a round of six batches takes well under six times it.
+	done := make(chan time.Duration, n)
+	start = time.Now()
+	for _, s := range subs {
+		go func() {
+			for u := range s.C() {
+				if u.Version == 4 {
+					done <- time.Since(start)
+					return
+				}
+			}
+		}()
+	}
+	handle(t, h, stockEvent(t, domain.EventStockChanged, 1, 700, 4))
+	var slowest time.Duration
+	for range subs {
+		select {
+		case d := <-done:
+			slowest = max(slowest, d)
+		case <-time.After(2 * time.Second):
+			t.Fatal("a subscriber did not get the newest state within 2s")
+		}
+	}
+	t.Logf("%d reading subscribers in batches of %d got the state within %v", n, batch, slowest)
+	// Lifecycle updates still reach everyone at once, never dropped.
+	handle(t, h, dropEvent(t, domain.EventDropEnded, 1))
+	for i, s := range subs {
+		if u := next(t, s); u.Event != domain.EventDropEnded || u.Status != domain.DropEnded {
+			t.Fatalf("subscriber %d got %+v, want the drop's end", i, u)
+		}
+		closed(t, s)
+	}
+	assertEmpty(t, h)
+}

@@ -1,0 +1,414 @@
+package main
+
+// The scale-out promise, tested with real processes: two instances of the
+// built server share nothing but PostgreSQL, Redis, Kafka and S3, and a
+// client of one sees what is done through the other. The harness's client
+// helpers (testApp, liveConn) talk to the processes over HTTP and WebSocket
+// as they talk to an in-process App.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"livedrops/cache"
+	"livedrops/config"
+	"livedrops/domain"
+	"livedrops/internal/testenv"
+	"livedrops/payments"
+	"livedrops/store"
+)
+
+// scaleOutStopWithin bounds a process's graceful shutdown after SIGTERM.
+const scaleOutStopWithin = 20 * time.Second
+
+// serverProcess is the server binary running as a process of the test's own;
+// its testApp has URL, HTTP, Config, Logs and (once set) DB, not App.
+type serverProcess struct {
+	*testApp
+	name    string
+	cmd     *exec.Cmd
+	served  chan error    // the exit, for waitHealthy
+	exited  chan struct{} // closed once waitErr is set
+	waitErr error
+}
+
+// buildServer builds this package's binary into a temp dir and returns its path.
+func buildServer(t testing.TB) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "livedrops")
+	began := time.Now()
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build the server: %v\n%s", err, out)
+	}
+	t.Logf("server built in %v", time.Since(began).Round(time.Millisecond))
+	return bin
+}
+
+// serverEnv is the environment of a server process serving on addr with
+// cfg's services, the same for every instance but the address and data dir.
+func serverEnv(cfg *config.Config, addr, dataDir string) []string {
+	return []string{
+		"APP_ENV=dev",
+		"HTTP_ADDR=" + addr,
+		"DATABASE_URL=" + cfg.DatabaseURL,
+		"DB_MAX_CONNS=8",
+		"REDIS_URL=" + cfg.RedisURL,
+		"REDIS_PREFIX=" + cfg.RedisPrefix,
+		"KAFKA_BROKERS=" + cfg.KafkaBrokers,
+		"KAFKA_TOPIC=" + cfg.KafkaTopic,
+		"S3_ENDPOINT=" + cfg.S3Endpoint,
+		"S3_BUCKET=" + cfg.S3Bucket,
+		"S3_REGION=" + cfg.S3Region,
+		"S3_ACCESS_KEY=" + cfg.S3AccessKey,
+		"S3_SECRET_KEY=" + cfg.S3SecretKey,
+		"MEDIA_BASE_URL=" + cfg.MediaBaseURL,
+		"JWT_SECRET=" + cfg.JWTSecret,
+		"SEED=false",
+		"LOG_LEVEL=warn",
+		"DATA_DIR=" + dataDir,
+	}
+}
+
+// launchServer starts bin on a free loopback port with cfg's services and
+// returns at once (waitHealthy waits for it). A process still running when
+// the test ends is killed, and its logs are printed if the test failed.
+func launchServer(t *testing.T, name, bin string, cfg *config.Config) *serverProcess {
+	t.Helper()
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
+	logs := &logBuffer{}
+	cmd := exec.Command(bin)
+	// The process environment first: the server's own variables win.
+	cmd.Env = append(os.Environ(), serverEnv(cfg, addr, t.TempDir())...)
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start server %s: %v", name, err)
+	}
+	p := &serverProcess{
+		testApp: &testApp{
+			URL:    "http://" + addr,
+			Config: cfg,
+			Logs:   logs,
+			HTTP: &http.Client{
+				Timeout:   30 * time.Second,
+				Transport: &http.Transport{MaxIdleConns: 100, MaxIdleConnsPerHost: 100, IdleConnTimeout: 30 * time.Second},
+			},
+		},
+		name:   name,
+		cmd:    cmd,
+		served: make(chan error, 1),
+		exited: make(chan struct{}),
+	}
+	go func() {
+		p.waitErr = cmd.Wait()
+		close(p.exited)
+		p.served <- p.waitErr
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.exited:
+		default: // the test stopped before stopping it
+			_ = cmd.Process.Kill()
+			<-p.exited
+		}
+		p.HTTP.CloseIdleConnections()
+		if t.Failed() {
+			t.Logf("server %s (%s) logs:\n%s", name, p.URL, logs)
+		}
+	})
+	return p
+}
+
+// stop sends SIGTERM and waits for the process to exit, killing it after
+// within; anything but a prompt exit with status 0 is an error.
+func (p *serverProcess) stop(within time.Duration) (time.Duration, error) {
+	began := time.Now()
+	select {
+	case <-p.exited:
+		return 0, fmt.Errorf("server %s had already exited: %v", p.name, p.waitErr)
+	default:
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return 0, fmt.Errorf("signal server %s: %w", p.name, err)
+	}
+	timer := time.NewTimer(within)
+	defer timer.Stop()
+	select {
+	case <-p.exited:
+		took := time.Since(began)
+		if p.waitErr != nil {
+			return took, fmt.Errorf("server %s ended badly after SIGTERM: %w", p.name, p.waitErr)
+		}
+		return took, nil
+	case <-timer.C:
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+		return within, fmt.Errorf("server %s did not exit within %s of SIGTERM; killed", p.name, within)
+	}
+}
+
+// stopServers stops every process at once and fails the test for each that
+// did not shut down gracefully.
+func stopServers(t testing.TB, procs ...*serverProcess) {
+	t.Helper()
+	took := make([]time.Duration, len(procs))
+	errs := make([]error, len(procs))
+	var wg sync.WaitGroup
+	for i, p := range procs {
+		wg.Go(func() { took[i], errs[i] = p.stop(scaleOutStopWithin) })
+	}
+	wg.Wait()
+	for i, p := range procs {
+		if errs[i] != nil {
+			t.Error(errs[i])
+			continue
+		}
+		t.Logf("server %s exited 0, %v after SIGTERM", p.name, took[i].Round(time.Millisecond))
+	}
+}
+
+// subscribers reads the process's gauge of open live subscriptions of kind
+// (drop, creators, user, order) from its /metrics.
+func (p *serverProcess) subscribers(t testing.TB, kind string) float64 {
+	t.Helper()
+	resp, err := p.HTTP.Get(p.URL + "/metrics")
+	if err != nil {
+		t.Fatalf("server %s: read /metrics: %v", p.name, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("server %s: /metrics answered %d: %v", p.name, resp.StatusCode, err)
+	}
+	prefix := `livedrops_live_subscribers{kind="` + kind + `"} `
+	for line := range strings.SplitSeq(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, prefix); ok {
+			n, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("server %s: metric line %q: %v", p.name, line, err)
+			}
+			return n
+		}
+	}
+	return 0
+}
+
+// untilAvailable reads a drop subscription until it shows want units
+// available, checking on the way that every state adds up to total, that
+// stock only falls, and that the drop stays LIVE.
+func untilAvailable(t testing.TB, s *liveStream, total, want int) time.Time {
+	t.Helper()
+	last := total
+	for {
+		ev := s.next(t, liveWithin)
+		if ev.Kind != "next" {
+			t.Fatalf("%s: got %s %s, want stock %d", s.name, ev.Kind, ev.Payload, want)
+		}
+		u := decode[struct{ Data dropUpdateData }](t, ev.Payload).Data.DropUpdated
+		st := u.Stock
+		if st.Available+st.Reserved+st.Sold != st.Total || st.Total != total {
+			t.Fatalf("%s: stock %+v does not add up to %d", s.name, st, total)
+		}
+		if st.Available > last || st.Available < want {
+			t.Fatalf("%s: available %d after %d, want it to fall to %d", s.name, st.Available, last, want)
+		}
+		if u.Status != "LIVE" {
+			t.Fatalf("%s: status %s with %d available", s.name, u.Status, st.Available)
+		}
+		if last = st.Available; last == want {
+			return ev.At
+		}
+	}
+}
+
+// TestScaleOutTwoProcesses runs the server as two processes, A and B, on one
+// database, Redis prefix, Kafka topic and bucket. Everything is done through
+// B and watched through A: a follower's dropEvents sees the drop scheduled
+// and started, dropUpdated sees the stock fall order by order to SOLD_OUT
+// within 2 s of the last order, a buyer's orderUpdated sees its payment
+// confirmed, and a product changed through B is read fresh through A. Both
+// processes then exit 0 on SIGTERM.
+func TestScaleOutTwoProcesses(t *testing.T) {
+	bin := buildServer(t)
+	cfg := testenv.Config(t)
+	// Not the dev default: tokens minted with it prove both read JWT_SECRET.
+	cfg.JWTSecret = "scale-out-shared-secret-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+
+	began := time.Now()
+	a := launchServer(t, "A", bin, cfg)
+	b := launchServer(t, "B", bin, cfg)
+	a.waitHealthy(t, a.served)
+	b.waitHealthy(t, b.served)
+	t.Logf("both servers healthy %v after launch", time.Since(began).Round(time.Millisecond))
+	// After the servers' cleanups, so it runs before them: stop both gracefully.
+	t.Cleanup(func() { stopServers(t, a, b) })
+
+	// Fixtures' users go straight into the shared database.
+	db, err := store.Open(context.Background(), cfg.DatabaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.SetMaxOpenConns(2)
+	t.Cleanup(func() { db.Close() })
+	a.DB, b.DB = db, db
+	rdb, err := cache.Connect(cfg.RedisURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rdb.Close() })
+
+	const stock = 3
+	creatorToken, creatorID := b.makeCreator(t)
+	productID := b.createProduct(t, creatorToken, "Original")
+	_, fanToken := b.mustNewUser(t, uniqueHandle("fan"))
+	b.mustGQL(t, fanToken, `mutation($id: ID!) { follow(creatorId: $id) { id } }`, map[string]any{"id": creatorID}, nil)
+	buyerTokens := make([]string, stock)
+	for i := range buyerTokens {
+		_, buyerTokens[i] = b.mustNewUser(t, uniqueHandle("buyer"))
+	}
+
+	// The follower listens on A to the creators it follows; dropEvents sends
+	// no first message, so wait until A's hub counts the subscription.
+	fan := a.dialLive(t, protoTransportWS, fanToken)
+	news := fan.subscribe(t, `subscription { dropEvents { kind drop { id } } }`, nil, 16)
+	news.name = "dropEvents on A"
+	eventuallyLive(t, liveWithin, func() string {
+		if n := a.subscribers(t, "creators"); n != 1 {
+			return fmt.Sprintf("server A has %v dropEvents subscriptions, want 1", n)
+		}
+		return ""
+	})
+	nextNews := func(kind, dropID string, skip ...string) time.Time {
+		t.Helper()
+		for {
+			ev := news.next(t, liveWithin)
+			if ev.Kind != "next" {
+				t.Fatalf("dropEvents on A: got %s %s, want %s", ev.Kind, ev.Payload, kind)
+			}
+			e := decode[struct{ Data dropEventData }](t, ev.Payload).Data.DropEvents
+			if e.Kind == kind && e.Drop.ID == dropID {
+				return ev.At
+			}
+			if e.Drop.ID != dropID || !slices.Contains(skip, e.Kind) {
+				t.Fatalf("dropEvents on A sent %+v, want %s of %s", e, kind, dropID)
+			}
+		}
+	}
+
+	scheduled := time.Now()
+	dropID := b.scheduleLiveDrop(t, creatorToken, productID, stock)
+	t.Logf("A: DROP_SCHEDULED %v after scheduleDrop on B", nextNews("DROP_SCHEDULED", dropID).Sub(scheduled).Round(time.Millisecond))
+
+	// A drop page on A: its first message is the current state.
+	drop := a.dialLive(t, protoTransportWS, "").subscribe(t, dropUpdatedQuery, map[string]any{"id": dropID}, 64)
+	drop.name = "dropUpdated on A"
+	var snap dropUpdateData
+	drop.mustResult(t, &snap)
+	if u := snap.DropUpdated; u.Drop.ID != dropID || u.Status != "SCHEDULED" || u.Stock.Available != stock || u.Stock.Total != stock {
+		t.Fatalf("dropUpdated snapshot on A: %+v", u)
+	}
+
+	started := time.Now()
+	b.dropMutation(t, creatorToken, "startDrop", dropID)
+	t.Logf("A: DROP_STARTED %v after startDrop on B", nextNews("DROP_STARTED", dropID).Sub(started).Round(time.Millisecond))
+	for snap.DropUpdated.Status != "LIVE" {
+		drop.mustResult(t, &snap)
+		if s := snap.DropUpdated.Status; s != "SCHEDULED" && s != "LIVE" {
+			t.Fatalf("dropUpdated on A: status %s after startDrop", s)
+		}
+	}
+
+	// Orders on B, one at a time: A sees each one's stock, then SOLD_OUT.
+	orderIDs := make([]string, stock)
+	for i, token := range buyerTokens {
+		sent := time.Now()
+		resp, err := b.placeOne(token, dropID, "scale-out-"+strconv.Itoa(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(resp.Errors) > 0 {
+			t.Fatalf("order %d on B: %s", i+1, describeErrors(resp.Errors))
+		}
+		orderIDs[i] = decode[struct{ PlaceOrder struct{ ID string } }](t, resp.Data).PlaceOrder.ID
+		if left := stock - i - 1; left > 0 {
+			t.Logf("A: %d available %v after order %d was sent to B", left,
+				untilAvailable(t, drop, stock, left).Sub(sent).Round(time.Millisecond), i+1)
+			continue
+		}
+		at, _ := untilSoldOut(t, drop, stock)
+		latency := at.Sub(sent)
+		t.Logf("A: SOLD_OUT %v after the last order was sent to B", latency.Round(time.Millisecond))
+		if latency > 2*time.Second {
+			t.Fatalf("A saw SOLD_OUT %v after the last order was sent to B, want within 2s", latency)
+		}
+	}
+	nextNews("SOLD_OUT", dropID, "STOCK_LOW")
+
+	// A shares B's gate and inventory: a late buyer on A is refused.
+	_, lateToken := a.mustNewUser(t, uniqueHandle("late"))
+	late, err := a.placeOne(lateToken, dropID, "late")
+	if err != nil {
+		t.Fatal(err)
+	}
+	requireError(t, late.Errors, domain.SoldOut, "")
+
+	// The first buyer watches its order on A and pays through B.
+	order := a.dialLive(t, protoTransportWS, buyerTokens[0]).subscribe(t,
+		`subscription($id: ID!) { orderUpdated(orderId: $id) { id status } }`, map[string]any{"id": orderIDs[0]}, 8)
+	order.name = "orderUpdated on A"
+	var o struct{ OrderUpdated struct{ ID, Status string } }
+	order.mustResult(t, &o)
+	if o.OrderUpdated.ID != orderIDs[0] || o.OrderUpdated.Status != string(domain.OrderPendingPayment) {
+		t.Fatalf("orderUpdated snapshot on A: %+v", o.OrderUpdated)
+	}
+	paid := time.Now()
+	if p, errs := orderMutation(t, b.testApp, buyerTokens[0], salePayOrder, map[string]any{"id": orderIDs[0], "pm": payments.MethodSucceeds}); len(errs) > 0 || p.Status != string(domain.OrderConfirmed) {
+		t.Fatalf("payOrder on B: %+v %s", p, describeErrors(errs))
+	}
+	order.mustResult(t, &o)
+	if o.OrderUpdated.Status != string(domain.OrderConfirmed) {
+		t.Fatalf("orderUpdated on A after payment on B: %+v", o.OrderUpdated)
+	}
+	t.Logf("A: CONFIRMED %v after payOrder was sent to B", time.Since(paid).Round(time.Millisecond))
+	order.ended(t)
+
+	// A reads the product into the shared cache; B changes it; A reads the change.
+	const productQuery = `query($id: ID!) { product(id: $id) { title } }`
+	cacheKey := cfg.RedisPrefix + "product:" + strconv.FormatInt(mustKey(t, productID), 10)
+	readA := func() string {
+		var p struct{ Product struct{ Title string } }
+		a.mustGQL(t, "", productQuery, map[string]any{"id": productID}, &p)
+		return p.Product.Title
+	}
+	// The creation's own ProductUpdated may evict what A caches before it is
+	// handled: read until A's copy stays.
+	eventuallyLive(t, liveWithin, func() string {
+		title := readA()
+		n, err := rdb.Exists(context.Background(), cacheKey).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if title != "Original" || n != 1 {
+			return fmt.Sprintf("A read %q, cached %v", title, n == 1)
+		}
+		return ""
+	})
+	b.mustGQL(t, creatorToken, `mutation($in: UpdateProductInput!) { updateProduct(input: $in) { id } }`,
+		map[string]any{"in": map[string]any{"id": productID, "title": "Renamed"}}, nil)
+	if title := readA(); title != "Renamed" {
+		t.Fatalf("A serves %q after B renamed the product", title)
+	}
+}

@@ -48,7 +48,7 @@ func (db *DB) ClaimOutbox(ctx context.Context, limit int, publish func([]domain.
 		if err != nil || !locked {
 			return err
 		}
-		ids, evs, err := selectUnpublished(ctx, tx, limit)
+		ids, evs, err := selectUnpublished(ctx, tx, db.Topic, limit)
 		if err != nil || len(evs) == 0 {
 			return err
 		}
@@ -76,14 +76,16 @@ func tryRelayLock(ctx context.Context, tx *sqlx.Tx) (bool, error) {
 	return locked, nil
 }
 
-// selectUnpublished locks and decodes up to limit unpublished rows in id order.
-func selectUnpublished(ctx context.Context, tx *sqlx.Tx, limit int) ([]int64, []domain.Event, error) {
+// selectUnpublished locks and decodes up to limit unpublished rows of topic
+// in id order. A relay claims only its own topic's rows: instances on
+// another topic sharing the database publish theirs, to where they belong.
+func selectUnpublished(ctx context.Context, tx *sqlx.Tx, topic string, limit int) ([]int64, []domain.Event, error) {
 	var rows []struct {
 		ID      int64  `db:"id"`
 		Payload []byte `db:"payload"`
 	}
 	err := tx.SelectContext(ctx, &rows, `SELECT id, payload FROM outbox
-		WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`, limit)
+		WHERE published_at IS NULL AND topic = $2 ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`, limit, topic)
 	if err != nil {
 		return nil, nil, fmt.Errorf("store: select unpublished outbox rows: %w", err)
 	}

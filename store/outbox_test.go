@@ -136,7 +136,7 @@ func TestClaimOutboxOneRelayAtATime(t *testing.T) {
 func TestClaimOutboxRejectsUndecodableRow(t *testing.T) {
 	db := storetest.Open(t)
 	ctx := context.Background()
-	if _, err := db.ExecContext(ctx, `INSERT INTO outbox (topic, key, type, payload) VALUES ('t', 'k', 'X', '{"id": 5}')`); err != nil {
+	if _, err := db.ExecContext(ctx, `INSERT INTO outbox (topic, key, type, payload) VALUES ($1, 'k', 'X', '{"id": 5}')`, db.Topic); err != nil {
 		t.Fatal(err)
 	}
 	_, err := db.ClaimOutbox(ctx, 10, func([]domain.Event) error { t.Error("published an undecodable row"); return nil })
@@ -192,5 +192,31 @@ func TestOutboxLagAndPrune(t *testing.T) {
 	}
 	if len(got) != 1 || got[0].ID != unpublished[0].ID {
 		t.Fatalf("after pruning, unpublished events are %v, want %v", ids(got), ids(unpublished))
+	}
+}
+
+// A relay claims only the rows of its own topic: an instance on another
+// topic sharing the database must not have its events sent to this one.
+func TestClaimOutboxOnlyItsTopic(t *testing.T) {
+	db := storetest.Open(t)
+	ctx := context.Background()
+	db.Topic = "other.events"
+	theirs := enqueue(t, db, "drop:1", 2)
+	db.Topic = "livedrops.events"
+	ours := enqueue(t, db, "drop:1", 1)
+	var got []domain.Event
+	if _, err := db.ClaimOutbox(ctx, 10, func(evs []domain.Event) error { got = evs; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].ID != ours[0].ID {
+		t.Fatalf("claimed %v, want only %v", ids(got), ids(ours))
+	}
+	db.Topic = "other.events"
+	got = nil
+	if _, err := db.ClaimOutbox(ctx, 10, func(evs []domain.Event) error { got = evs; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].ID != theirs[0].ID || got[1].ID != theirs[1].ID {
+		t.Fatalf("the other topic claimed %v, want %v", ids(got), ids(theirs))
 	}
 }

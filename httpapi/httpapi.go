@@ -219,17 +219,18 @@ func queryHandler(o Options) http.Handler {
 	srv := handler.New(o.Schema)
 
 	srv.AddTransport(transport.Websocket{
-		Implementation: boundedWebsocket{writeTimeout: o.wsWriteTimeout(), inner: transport.CoderWebsocketImplementation{AcceptOptions: coderws.AcceptOptions{
+		// Keep-alive (legacy graphql-ws "ka"; graphql-transport-ws ping, and
+		// close when no pong comes) is boundedWebsocket's, on a timer: the
+		// transport's own holds a goroutine per connection.
+		Implementation: boundedWebsocket{writeTimeout: o.wsWriteTimeout(), keepAlive: keepAlive, inner: transport.CoderWebsocketImplementation{AcceptOptions: coderws.AcceptOptions{
 			// Off production any page may connect; in production the page must
 			// come from this server or an allowed origin, or send no Origin.
 			InsecureSkipVerify: !o.Prod,
 			OriginPatterns:     o.AllowedOrigins,
 		}}},
-		InitFunc:              initWebSocket(o.Log, o.InitWebSocket),
-		InitTimeout:           wsInitTimeout,
-		KeepAlivePingInterval: keepAlive, // legacy graphql-ws: "ka" messages
-		PingPongInterval:      keepAlive, // graphql-transport-ws: ping, and close if no pong
-		PayloadReadLimit:      &o.MaxBodyBytes,
+		InitFunc:         initWebSocket(o.Log, o.InitWebSocket),
+		InitTimeout:      wsInitTimeout,
+		PayloadReadLimit: &o.MaxBodyBytes,
 		ErrorFunc: func(ctx context.Context, err error) {
 			o.Log.DebugContext(ctx, "websocket connection error", "error", err)
 		},

@@ -3,8 +3,11 @@ package httpapi
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql/handler/transport"
@@ -29,10 +32,11 @@ type SlowStream interface {
 }
 
 // boundedWebsocket accepts WebSockets through inner, each send bounded by
-// writeTimeout.
+// writeTimeout, each connection kept alive every keepAlive (when set).
 type boundedWebsocket struct {
 	inner        transport.WebsocketImplementation
 	writeTimeout time.Duration
+	keepAlive    time.Duration
 }
 
 func (b boundedWebsocket) Accept(w http.ResponseWriter, r *http.Request, o transport.WebsocketAcceptOptions) (transport.WebsocketConn, error) {
@@ -40,7 +44,11 @@ func (b boundedWebsocket) Accept(w http.ResponseWriter, r *http.Request, o trans
 	if err != nil {
 		return nil, err
 	}
-	return &boundedConn{WebsocketConn: conn, ctx: r.Context(), writeTimeout: b.writeTimeout}, nil
+	c := &boundedConn{WebsocketConn: conn, ctx: r.Context(), writeTimeout: b.writeTimeout}
+	if b.keepAlive > 0 {
+		c.keepAlive(b.keepAlive)
+	}
+	return c, nil
 }
 
 // boundedConn is a WebSocket whose sends give up (closing the connection)
@@ -49,6 +57,85 @@ type boundedConn struct {
 	transport.WebsocketConn
 	ctx          context.Context
 	writeTimeout time.Duration
+
+	// Keep-alive: a timer, not a goroutine per connection while it waits
+	// (the transport's own keep-alive holds one for every connection).
+	kaMu      sync.Mutex
+	kaTimer   *time.Timer
+	kaStopped bool
+	// heard: a message arrived since the last keep-alive; unanswered counts
+	// the pings in a row that were not followed by one.
+	heard      atomic.Bool
+	unanswered atomic.Int32
+}
+
+// Keep-alive messages: graphql-transport-ws pings (the client must pong),
+// the legacy graphql-ws sends "ka" (nothing comes back).
+var (
+	wsPing      = map[string]string{"type": "ping"}
+	wsKeepAlive = map[string]string{"type": "ka"}
+)
+
+// unansweredPings is how many pings in a row a graphql-transport-ws client
+// may leave without a word before it is taken for dead and disconnected:
+// two intervals, as the transport's own ping deadline allows.
+const unansweredPings = 2
+
+// keepAlive sends a keep-alive every interval until the connection closes:
+// a ping for graphql-transport-ws, after which a client that sent nothing
+// (no pong, nothing else) for unansweredPings pings is disconnected, and a
+// "ka" for the legacy graphql-ws.
+func (c *boundedConn) keepAlive(every time.Duration) {
+	probe := c.Subprotocol() == "graphql-transport-ws"
+	msg := wsKeepAlive
+	if probe {
+		msg = wsPing
+	}
+	c.kaMu.Lock()
+	defer c.kaMu.Unlock()
+	c.kaTimer = time.AfterFunc(every, func() {
+		if probe {
+			if c.heard.Swap(false) {
+				c.unanswered.Store(0)
+			} else if c.unanswered.Add(1) >= unansweredPings {
+				_ = c.WebsocketConn.Close() // the transport's read ends, and with it the connection
+				return
+			}
+		}
+		if err := c.WriteJSON(msg); err != nil {
+			return
+		}
+		c.kaMu.Lock()
+		defer c.kaMu.Unlock()
+		if !c.kaStopped {
+			c.kaTimer.Reset(every)
+		}
+	})
+	// The request's context ends when the transport is done with the socket.
+	context.AfterFunc(c.ctx, c.stopKeepAlive)
+}
+
+func (c *boundedConn) stopKeepAlive() {
+	c.kaMu.Lock()
+	defer c.kaMu.Unlock()
+	c.kaStopped = true
+	if c.kaTimer != nil {
+		c.kaTimer.Stop()
+	}
+}
+
+// NextReader notes that the client is alive whenever a message arrives.
+func (c *boundedConn) NextReader() (int, io.Reader, error) {
+	typ, r, err := c.WebsocketConn.NextReader()
+	if err == nil {
+		c.heard.Store(true)
+	}
+	return typ, r, err
+}
+
+func (c *boundedConn) Close() error {
+	c.stopKeepAlive()
+	return c.WebsocketConn.Close()
 }
 
 func (c *boundedConn) WriteJSON(v any) error {
@@ -59,6 +146,7 @@ func (c *boundedConn) WriteJSON(v any) error {
 }
 
 func (c *boundedConn) WriteClose(code int, message string) error {
+	c.stopKeepAlive()
 	var slow SlowStream
 	if errors.As(context.Cause(c.ctx), &slow) {
 		code, message = CloseTryAgainLater, "too slow: reconnect"

@@ -398,7 +398,10 @@ func (h *Hub) nextBatch(t *dropTopic, now time.Time) {
 	if moved {
 		// The first batches got an older state than the last ones.
 		h.schedule(t, later(t.lastFlush.Add(h.opts.StockInterval), h.batchFree))
+		return
 	}
+	t.due = time.Time{}
+	delete(h.due, t)
 }
 
 // batchTaken reports whether the last batch took its update out of the slot

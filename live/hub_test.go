@@ -1006,3 +1006,36 @@ func TestStockHandedOutInBatches(t *testing.T) {
 	}
 	assertEmpty(t, h)
 }
+
+// Once a round has served everyone and the state did not move meanwhile,
+// nothing is left scheduled: an idle drop costs the flusher nothing.
+func TestRoundLeavesNothingScheduled(t *testing.T) {
+	h, _ := newTestHub(t, Options{StockInterval: time.Millisecond, FlushBatch: 2})
+	subs := make([]*Sub[*DropUpdate], 5)
+	for i := range subs {
+		s, err := h.SubscribeDrop(context.Background(), 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		subs[i] = s
+		next(t, s)
+	}
+	handle(t, h, stockEvent(t, domain.EventStockChanged, 1, 900, 2))
+	for _, s := range subs {
+		if u := next(t, s); u.Version != 2 {
+			t.Fatalf("got version %d, want 2", u.Version)
+		}
+	}
+	idle := func() bool {
+		h.lock()
+		defer h.unlock()
+		return len(h.due) == 0 && !h.drops[1].inRound
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for !idle() {
+		if time.Now().After(deadline) {
+			t.Fatal("the drop is still scheduled for stock 2s after everyone got it")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

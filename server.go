@@ -224,8 +224,9 @@ func NewApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (app *App
 			if v != nil {
 				ctx = domain.WithViewer(ctx, v)
 			}
-			// A subscription lives long: its loaders must not remember results.
-			return loaders.WithLoaders(ctx, loaders.New(app.DB, kv, loaders.NoMemo())), nil, nil
+			// The upgrade request's loaders (loaders.Middleware) serve the
+			// connection: made on first use, remembering nothing.
+			return ctx, nil, nil
 		},
 		PerRequest: []func(http.Handler) http.Handler{resolvers.Streams, loaders.Middleware(app.DB, kv)},
 		Ready: []httpapi.Check{

@@ -8,6 +8,7 @@ import (
 	"context"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/graph-gophers/dataloader/v7"
@@ -238,19 +239,33 @@ func newLoader[V any](set settings, read func(context.Context, []int64) (map[int
 
 type ctxKey struct{}
 
+// lazy is a request's loaders, built on first use: most requests of a
+// stream (an idle WebSocket watching stock) never load anything, and a set
+// of loaders costs kilobytes per connection.
+type lazy struct {
+	once  sync.Once
+	build func() *Loaders
+	l     *Loaders
+}
+
+func (z *lazy) get() *Loaders {
+	z.once.Do(func() { z.l = z.build() })
+	return z.l
+}
+
 // WithLoaders returns ctx carrying l; a subscription's set is made with NoMemo.
 func WithLoaders(ctx context.Context, l *Loaders) context.Context {
-	return context.WithValue(ctx, ctxKey{}, l)
+	return context.WithValue(ctx, ctxKey{}, &lazy{build: func() *Loaders { return l }})
 }
 
 // For returns the loaders of ctx. A context without them is a wiring bug
 // (the handler lacks Middleware), so it panics with a message saying so.
 func For(ctx context.Context) *Loaders {
-	l, ok := ctx.Value(ctxKey{}).(*Loaders)
+	z, ok := ctx.Value(ctxKey{}).(*lazy)
 	if !ok {
 		panic("loaders: no loaders in the context; wrap the handler with loaders.Middleware or use WithLoaders")
 	}
-	return l
+	return z.get()
 }
 
 // Middleware gives every request fresh loaders, so nothing is shared (or
@@ -263,7 +278,8 @@ func Middleware(db *store.DB, c *cache.Cache) func(http.Handler) http.Handler {
 			if streams(r) {
 				opts = append(opts, NoMemo())
 			}
-			next.ServeHTTP(w, r.WithContext(WithLoaders(r.Context(), New(db, c, opts...))))
+			z := &lazy{build: func() *Loaders { return New(db, c, opts...) }}
+			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, z)))
 		})
 	}
 }

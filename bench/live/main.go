@@ -52,8 +52,8 @@ import (
 	"livedrops/bench/internal/ledger"
 	"livedrops/bench/internal/measure"
 	"livedrops/bench/internal/sandbox"
-	"livedrops/bench/internal/serverproc"
 	"livedrops/bench/internal/shop"
+	"livedrops/internal/serverproc"
 	"livedrops/store"
 )
 

@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -20,30 +19,32 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"livedrops/cache"
 	"livedrops/config"
 	"livedrops/domain"
+	"livedrops/internal/serverproc"
 	"livedrops/internal/testenv"
 	"livedrops/payments"
 	"livedrops/store"
 )
 
-// scaleOutStopWithin bounds a process's graceful shutdown after SIGTERM.
-const scaleOutStopWithin = 20 * time.Second
+const (
+	// scaleOutReadyWithin bounds a process's start until /readyz answers 200.
+	scaleOutReadyWithin = 15 * time.Second
+	// scaleOutStopWithin bounds a process's graceful shutdown after SIGTERM.
+	scaleOutStopWithin = 20 * time.Second
+)
 
 // serverProcess is the server binary running as a process of the test's own;
-// its testApp has URL, HTTP, Config, Logs and (once set) DB, not App.
+// its testApp has URL, HTTP, Config and (once set) DB, not App; its log is
+// the file at proc.LogPath.
 type serverProcess struct {
 	*testApp
-	name    string
-	cmd     *exec.Cmd
-	served  chan error    // the exit, for waitHealthy
-	exited  chan struct{} // closed once waitErr is set
-	waitErr error
+	name string
+	proc *serverproc.Server
 }
 
 // buildServer builds this package's binary into a temp dir and returns its path.
@@ -83,97 +84,80 @@ func serverEnv(cfg *config.Config, addr, dataDir string) []string {
 	}
 }
 
-// launchServer starts bin on a free loopback port with cfg's services and
-// returns at once (waitHealthy waits for it). A process still running when
-// the test ends is killed, and its logs are printed if the test failed.
-func launchServer(t *testing.T, name, bin string, cfg *config.Config) *serverProcess {
-	t.Helper()
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
-	logs := &logBuffer{}
-	cmd := exec.Command(bin)
-	// The process environment first: the server's own variables win.
-	cmd.Env = append(os.Environ(), serverEnv(cfg, addr, t.TempDir())...)
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start server %s: %v", name, err)
+// startServer starts bin on a free loopback port with cfg's services and
+// returns once its /readyz answers 200. A process still running when the
+// test ends is killed, and its log is printed if the test failed.
+func startServer(t *testing.T, name, bin string, cfg *config.Config) (*serverProcess, error) {
+	addr, err := serverproc.FreeAddr()
+	if err != nil {
+		return nil, err
+	}
+	logPath := filepath.Join(t.TempDir(), "server-"+name+".log")
+	proc, err := serverproc.Start(t.Context(), bin, addr, serverEnv(cfg, addr, t.TempDir()), logPath, scaleOutReadyWithin)
+	if err != nil {
+		return nil, fmt.Errorf("start server %s: %w", name, err)
 	}
 	p := &serverProcess{
 		testApp: &testApp{
-			URL:    "http://" + addr,
+			URL:    proc.URL,
 			Config: cfg,
-			Logs:   logs,
 			HTTP: &http.Client{
 				Timeout:   30 * time.Second,
 				Transport: &http.Transport{MaxIdleConns: 100, MaxIdleConnsPerHost: 100, IdleConnTimeout: 30 * time.Second},
 			},
 		},
-		name:   name,
-		cmd:    cmd,
-		served: make(chan error, 1),
-		exited: make(chan struct{}),
+		name: name,
+		proc: proc,
 	}
-	go func() {
-		p.waitErr = cmd.Wait()
-		close(p.exited)
-		p.served <- p.waitErr
-	}()
 	t.Cleanup(func() {
-		select {
-		case <-p.exited:
-		default: // the test stopped before stopping it
-			_ = cmd.Process.Kill()
-			<-p.exited
-		}
+		proc.Kill() // the test stopped before stopping it
 		p.HTTP.CloseIdleConnections()
 		if t.Failed() {
+			logs, err := os.ReadFile(logPath)
+			if err != nil {
+				t.Logf("server %s: read its log: %v", name, err)
+			}
 			t.Logf("server %s (%s) logs:\n%s", name, p.URL, logs)
 		}
 	})
-	return p
+	return p, nil
 }
 
-// stop sends SIGTERM and waits for the process to exit, killing it after
-// within; anything but a prompt exit with status 0 is an error.
-func (p *serverProcess) stop(within time.Duration) (time.Duration, error) {
-	began := time.Now()
-	select {
-	case <-p.exited:
-		return 0, fmt.Errorf("server %s had already exited: %v", p.name, p.waitErr)
-	default:
+// startServers starts one process per name at once and fails the test
+// unless every one is ready.
+func startServers(t *testing.T, bin string, cfg *config.Config, names ...string) []*serverProcess {
+	t.Helper()
+	procs := make([]*serverProcess, len(names))
+	errs := make([]error, len(names))
+	var wg sync.WaitGroup
+	for i, name := range names {
+		wg.Go(func() { procs[i], errs[i] = startServer(t, name, bin, cfg) })
 	}
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		return 0, fmt.Errorf("signal server %s: %w", p.name, err)
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
 	}
-	timer := time.NewTimer(within)
-	defer timer.Stop()
-	select {
-	case <-p.exited:
-		took := time.Since(began)
-		if p.waitErr != nil {
-			return took, fmt.Errorf("server %s ended badly after SIGTERM: %w", p.name, p.waitErr)
-		}
-		return took, nil
-	case <-timer.C:
-		_ = p.cmd.Process.Kill()
-		<-p.exited
-		return within, fmt.Errorf("server %s did not exit within %s of SIGTERM; killed", p.name, within)
-	}
+	return procs
 }
 
 // stopServers stops every process at once and fails the test for each that
-// did not shut down gracefully.
+// did not exit 0 within scaleOutStopWithin of SIGTERM.
 func stopServers(t testing.TB, procs ...*serverProcess) {
 	t.Helper()
 	took := make([]time.Duration, len(procs))
 	errs := make([]error, len(procs))
 	var wg sync.WaitGroup
 	for i, p := range procs {
-		wg.Go(func() { took[i], errs[i] = p.stop(scaleOutStopWithin) })
+		wg.Go(func() {
+			began := time.Now()
+			errs[i] = p.proc.Stop(scaleOutStopWithin)
+			took[i] = time.Since(began)
+		})
 	}
 	wg.Wait()
 	for i, p := range procs {
 		if errs[i] != nil {
-			t.Error(errs[i])
+			t.Errorf("server %s: %v", p.name, errs[i])
 			continue
 		}
 		t.Logf("server %s exited 0, %v after SIGTERM", p.name, took[i].Round(time.Millisecond))
@@ -248,11 +232,9 @@ func TestScaleOutTwoProcesses(t *testing.T) {
 	cfg.JWTSecret = "scale-out-shared-secret-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 
 	began := time.Now()
-	a := launchServer(t, "A", bin, cfg)
-	b := launchServer(t, "B", bin, cfg)
-	a.waitHealthy(t, a.served)
-	b.waitHealthy(t, b.served)
-	t.Logf("both servers healthy %v after launch", time.Since(began).Round(time.Millisecond))
+	servers := startServers(t, bin, cfg, "A", "B")
+	a, b := servers[0], servers[1]
+	t.Logf("both servers ready %v after launch", time.Since(began).Round(time.Millisecond))
 	// After the servers' cleanups, so it runs before them: stop both gracefully.
 	t.Cleanup(func() { stopServers(t, a, b) })
 

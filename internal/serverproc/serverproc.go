@@ -130,6 +130,17 @@ func (s *Server) Stop(grace time.Duration) error {
 	}
 }
 
+// Kill ends the process at once and waits for it; a process that already
+// ended is left as it is. It is for cleanups after a test or run that failed
+// before it could Stop the server.
+func (s *Server) Kill() {
+	if s.Exited() {
+		return
+	}
+	_ = s.cmd.Process.Kill()
+	<-s.exited
+}
+
 // tail returns the last n lines of the file at path.
 func tail(path string, n int) string {
 	b, err := os.ReadFile(path)

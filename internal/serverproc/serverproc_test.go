@@ -69,3 +69,23 @@ func TestStartReportsAServerThatDies(t *testing.T) {
 		t.Fatalf("Start of a dying server: %v", err)
 	}
 }
+
+func TestKillEndsAServerAtOnce(t *testing.T) {
+	addr, err := FreeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Start(context.Background(), os.Args[0], addr,
+		[]string{"SERVERPROC_CHILD=serve", "HTTP_ADDR=" + addr}, filepath.Join(t.TempDir(), "server.log"), 20*time.Second)
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	s.Kill()
+	if !s.Exited() {
+		t.Fatal("process still running after Kill")
+	}
+	s.Kill() // a second Kill finds it ended and returns
+	if err := s.Stop(time.Second); err == nil || !strings.Contains(err.Error(), "already exited") {
+		t.Fatalf("Stop after Kill: %v", err)
+	}
+}

@@ -208,9 +208,6 @@ func TestCPUReadings(t *testing.T) {
 	if c.Server <= 0.2 || c.Self <= 0.2 || c.Machine < c.Self*0.5 {
 		t.Errorf("cores while spinning one goroutine = %+v: want this process busy and counted", c)
 	}
-	if _, err := procCPU(1 << 30); err == nil {
-		t.Error("procCPU of no process succeeded")
-	}
 	if _, err := readCPU(1 << 30).since(before); err == nil {
 		t.Error("since with an unreadable server succeeded")
 	}

@@ -3,15 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
-)
 
-// clockTick is Linux's USER_HZ, the unit of /proc CPU times.
-const clockTick = time.Second / 100
+	"livedrops/bench/internal/cputime"
+)
 
 // cpuSample is where CPU time had got to at one moment, for each party of
 // a round. Zero where a party is absent or could not be read.
@@ -33,7 +30,7 @@ func (b *bench) sampleCPU(ctx context.Context, serverPID int) cpuSample {
 	s := cpuSample{at: time.Now(), ok: true, postgres: map[int]time.Duration{}}
 	if serverPID != 0 {
 		var err error
-		s.server, err = processCPU(serverPID)
+		s.server, err = cputime.Process(serverPID)
 		s.serverOK = err == nil
 	}
 	rows, err := b.db.QueryContext(ctx, `SELECT pid FROM pg_stat_activity WHERE datname = $1`, b.box.Name)
@@ -41,7 +38,7 @@ func (b *bench) sampleCPU(ctx context.Context, serverPID int) cpuSample {
 		for rows.Next() {
 			var pid int
 			if rows.Scan(&pid) == nil {
-				if t, err := processCPU(pid); err == nil {
+				if t, err := cputime.Process(pid); err == nil {
 					s.postgres[pid] = t
 				}
 			}
@@ -51,13 +48,10 @@ func (b *bench) sampleCPU(ctx context.Context, serverPID int) cpuSample {
 	if info, err := b.redis.Info(ctx, "cpu").Result(); err == nil {
 		s.redis = redisCPU(info)
 	}
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
-		s.self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	} else {
+	if s.self, err = cputime.Self(); err != nil {
 		s.ok = false
 	}
-	if s.machine, err = machineBusy(); err != nil {
+	if s.machine, err = cputime.Machine(); err != nil {
 		s.ok = false
 	}
 	return s
@@ -115,53 +109,4 @@ func redisCPU(info string) time.Duration {
 		}
 	}
 	return time.Duration(total * float64(time.Second))
-}
-
-// processCPU reads a process's user+system time from /proc/<pid>/stat.
-func processCPU(pid int) (time.Duration, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, err
-	}
-	// The command name may hold spaces; the fields after its ")" are fixed.
-	rest := string(b)
-	if i := strings.LastIndexByte(rest, ')'); i >= 0 {
-		rest = rest[i+1:]
-	}
-	f := strings.Fields(rest)
-	if len(f) < 13 {
-		return 0, fmt.Errorf("short /proc/%d/stat", pid)
-	}
-	utime, err1 := strconv.ParseInt(f[11], 10, 64)
-	stime, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("unreadable /proc/%d/stat", pid)
-	}
-	return time.Duration(utime+stime) * clockTick, nil
-}
-
-// machineBusy reads the time every CPU spent not idle from /proc/stat.
-func machineBusy() (time.Duration, error) {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return 0, err
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	f := strings.Fields(line)
-	if len(f) < 8 || f[0] != "cpu" {
-		return 0, fmt.Errorf("unexpected /proc/stat")
-	}
-	var busy int64
-	for i, v := range f[1:] {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("unreadable /proc/stat")
-		}
-		// user, nice, system, irq, softirq; not idle, iowait, steal, nor guest (already in user).
-		if i == 3 || i == 4 || i >= 7 {
-			continue
-		}
-		busy += n
-	}
-	return time.Duration(busy) * clockTick, nil
 }

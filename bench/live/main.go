@@ -53,6 +53,7 @@ import (
 	"livedrops/bench/internal/measure"
 	"livedrops/bench/internal/sandbox"
 	"livedrops/bench/internal/shop"
+	"livedrops/bench/internal/stampede"
 	"livedrops/internal/serverproc"
 	"livedrops/store"
 )
@@ -390,7 +391,7 @@ func (b *bench) serverGauge(ctx context.Context, series string) float64 {
 func (b *bench) stampede(ctx context.Context) error {
 	progress("stampede: %d buyers at %d units", len(b.buyers), b.o.stock)
 	b.cpuStart = readCPU(b.server.PID())
-	answers := stampede(ctx, b.client, b.buyers, b.dropGID, b.o.conns)
+	answers := stampede.Run(ctx, b.client, b.buyers, b.dropGID, "live-", stampede.Each(len(b.buyers)), b.o.conns)
 	if err := ctx.Err(); err != nil {
 		return err
 	}

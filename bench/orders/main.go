@@ -40,6 +40,7 @@ import (
 	"livedrops/bench/internal/measure"
 	"livedrops/bench/internal/sandbox"
 	"livedrops/bench/internal/shop"
+	"livedrops/bench/internal/stampede"
 	"livedrops/internal/serverproc"
 	"livedrops/store"
 )
@@ -340,10 +341,10 @@ func (b *bench) graphqlRound(ctx context.Context, r int, rng *mrand.Rand) (round
 	if err := b.warm(ctx); err != nil {
 		return roundFigures{}, err
 	}
-	jobs := plan(len(b.buyers), b.o.retryPercent, rng)
+	jobs := stampede.Plan(len(b.buyers), b.o.retryPercent, rng)
 	metricsBefore := scrapeCounters(ctx, b.server.URL)
 	before := b.sampleCPU(ctx, b.server.PID())
-	answers := stampede(ctx, b.client, b.buyers, dropGID, fmt.Sprintf("r%d-", r), jobs, b.o.conns)
+	answers := stampede.Run(ctx, b.client, b.buyers, dropGID, fmt.Sprintf("r%d-", r), jobs, b.o.conns)
 	cpu, cpuOK := b.sampleCPU(ctx, b.server.PID()).since(before)
 	serverCounters := scrapeCounters(ctx, b.server.URL).delta(metricsBefore)
 	if ctx.Err() != nil {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"math/rand/v2"
 	"regexp"
 	"strings"
 	"testing"
@@ -9,47 +8,6 @@ import (
 
 	"livedrops/bench/internal/measure"
 )
-
-func TestPlan(t *testing.T) {
-	const buyers, pct = 1000, 10
-	jobs := plan(buyers, pct, rand.New(rand.NewPCG(1, 2)))
-	if len(jobs) != buyers+buyers*pct/100/2 {
-		t.Fatalf("%d jobs, want every buyer once plus one twin copy per twin buyer (%d)", len(jobs), buyers+50)
-	}
-	seen := map[int]int{}
-	kinds := map[retryKind]int{}
-	for i, j := range jobs {
-		seen[j.buyer]++
-		if !j.second {
-			kinds[j.kind]++
-		}
-		if j.second && (i == 0 || jobs[i-1].buyer != j.buyer || jobs[i-1].kind != twin) {
-			t.Errorf("twin copy of buyer %d at %d is not right after its first request", j.buyer, i)
-		}
-	}
-	if len(seen) != buyers {
-		t.Errorf("%d distinct buyers, want %d", len(seen), buyers)
-	}
-	if kinds[twin] != 50 || kinds[after] != 50 || kinds[once] != 900 {
-		t.Errorf("kinds = %v, want 50 twins, 50 after, 900 once", kinds)
-	}
-	// The retrying buyers are spread through the queue, not bunched at its head.
-	firstRetry, lastRetry := -1, -1
-	for i, j := range jobs {
-		if j.kind != once {
-			if firstRetry < 0 {
-				firstRetry = i
-			}
-			lastRetry = i
-		}
-	}
-	if firstRetry > len(jobs)/4 || lastRetry < len(jobs)*3/4 {
-		t.Errorf("retries span jobs %d..%d of %d", firstRetry, lastRetry, len(jobs))
-	}
-	if n := len(plan(10, 0, rand.New(rand.NewPCG(1, 2)))); n != 10 {
-		t.Errorf("no retries: %d jobs, want 10", n)
-	}
-}
 
 func TestCheckRetries(t *testing.T) {
 	now := time.Now()

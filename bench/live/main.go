@@ -41,7 +41,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -51,6 +50,7 @@ import (
 	"livedrops/bench/internal/gql"
 	"livedrops/bench/internal/ledger"
 	"livedrops/bench/internal/measure"
+	"livedrops/bench/internal/rig"
 	"livedrops/bench/internal/sandbox"
 	"livedrops/bench/internal/shop"
 	"livedrops/bench/internal/stampede"
@@ -65,8 +65,7 @@ const (
 )
 
 type options struct {
-	serverBin   string
-	logDir      string
+	server      rig.Server
 	subscribers int
 	stock       int
 	buyers      int
@@ -74,14 +73,11 @@ type options struct {
 	dialers     int
 	idleSettle  time.Duration
 	finalWait   time.Duration
-	orderRate   int
-	logLevel    string
 }
 
 func main() {
 	var o options
-	flag.StringVar(&o.serverBin, "server", ".data/bin/livedrops", "the built server binary")
-	flag.StringVar(&o.logDir, "logs", ".data/bench", "directory for the server's log")
+	o.server.Flags(flag.CommandLine)
 	flag.IntVar(&o.subscribers, "subscribers", 5000, "WebSocket subscribers to dropUpdated on the drop")
 	flag.IntVar(&o.stock, "stock", 300, "units in the drop: every unit sold is a stock state sent to every subscriber")
 	flag.IntVar(&o.buyers, "buyers", 450, "buyers in the stampede, one order of one unit each")
@@ -89,8 +85,6 @@ func main() {
 	flag.IntVar(&o.dialers, "dialers", 64, "subscribers connecting at the same time")
 	flag.DurationVar(&o.idleSettle, "idle-settle", 3*time.Second, "pause before each idle memory reading")
 	flag.DurationVar(&o.finalWait, "final-wait", 10*time.Second, "how long subscribers have to reach the final state once every event is published")
-	flag.IntVar(&o.orderRate, "order-rate", 1_000_000, "ORDER_RATE_PER_MINUTE given to the server, high enough not to interfere")
-	flag.StringVar(&o.logLevel, "log-level", "warn", "LOG_LEVEL given to the server")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -101,15 +95,7 @@ func main() {
 // run runs the benchmark and returns the exit code.
 func run(ctx context.Context, o options, out io.Writer) int {
 	b := &bench{o: o, out: out}
-	err := b.run(ctx)
-	if cerr := b.cleanup(); cerr != nil {
-		fmt.Fprintln(os.Stderr, "bench-live: cleanup:", cerr)
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "bench-live: the run broke:", err)
-		return 1
-	}
-	return b.verdict()
+	return rig.Exit(ctx, "bench-live", os.Stderr, b.run, b.cleanup, b.verdict)
 }
 
 // bench is one run: its sandbox, server, subscribers and figures.
@@ -172,8 +158,8 @@ func (b *bench) run(ctx context.Context) error {
 	if o.subscribers < 1 || o.stock < 1 || o.buyers < 1 || o.conns < 1 || o.dialers < 1 {
 		return errors.New("subscribers, stock, buyers, conns and dialers must be positive")
 	}
-	if _, err := os.Stat(o.serverBin); err != nil {
-		return fmt.Errorf("server binary %s: %w (build it with `go build -o %s .`)", o.serverBin, err, o.serverBin)
+	if err := o.server.CheckBin(); err != nil {
+		return err
 	}
 	if err := checkFileLimit(o.subscribers); err != nil {
 		return err
@@ -284,25 +270,13 @@ func (b *bench) waitForRoom(ctx context.Context, need int, limit time.Duration) 
 }
 
 func (b *bench) startServer(ctx context.Context) error {
-	if err := os.MkdirAll(b.o.logDir, 0o755); err != nil {
-		return fmt.Errorf("create log directory: %w", err)
-	}
-	addr, err := serverproc.FreeAddr()
-	if err != nil {
-		return err
-	}
-	env := append(b.box.ServerEnv(addr),
-		fmt.Sprintf("ORDER_RATE_PER_MINUTE=%d", b.o.orderRate),
-		"LOG_LEVEL="+b.o.logLevel,
-		"DATA_DIR="+filepath.Join(b.o.logDir, b.box.Name),
-	)
-	logPath := filepath.Join(b.o.logDir, b.box.Name+".server.log")
 	started := time.Now()
-	if b.server, err = serverproc.Start(ctx, b.o.serverBin, addr, env, logPath, 90*time.Second); err != nil {
+	var err error
+	if b.server, err = b.o.server.Start(ctx, b.box); err != nil {
 		return err
 	}
 	b.printf("server     %s (pid %d) on %s, ready in %.1fs; LOG_LEVEL=%s; log %s\n",
-		b.o.serverBin, b.server.PID(), addr, time.Since(started).Seconds(), b.o.logLevel, logPath)
+		b.o.server.Bin, b.server.PID(), strings.TrimPrefix(b.server.URL, "http://"), time.Since(started).Seconds(), b.o.server.LogLevel, b.server.LogPath)
 	return nil
 }
 
@@ -529,10 +503,8 @@ func (b *bench) cleanup() error {
 	if b.client != nil {
 		b.client.Close()
 	}
-	if b.server != nil {
-		if err := b.server.Stop(20 * time.Second); err != nil {
-			errs = append(errs, fmt.Errorf("%w\n--- end of %s ---\n%s", err, b.server.LogPath, b.server.Tail(20)))
-		}
+	if err := rig.Stop(b.server); err != nil {
+		errs = append(errs, err)
 	}
 	if b.db != nil {
 		b.db.Close()

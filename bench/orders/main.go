@@ -26,7 +26,6 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"syscall"
@@ -38,6 +37,7 @@ import (
 	"livedrops/bench/internal/gql"
 	"livedrops/bench/internal/ledger"
 	"livedrops/bench/internal/measure"
+	"livedrops/bench/internal/rig"
 	"livedrops/bench/internal/sandbox"
 	"livedrops/bench/internal/shop"
 	"livedrops/bench/internal/stampede"
@@ -52,8 +52,7 @@ const (
 )
 
 type options struct {
-	serverBin    string
-	logDir       string
+	server       rig.Server
 	buyers       int
 	stock        int
 	perUserLimit int
@@ -61,14 +60,11 @@ type options struct {
 	conns        int
 	rounds       int
 	seed         uint64
-	orderRate    int
-	logLevel     string
 }
 
 func main() {
 	var o options
-	flag.StringVar(&o.serverBin, "server", ".data/bin/livedrops", "the built server binary")
-	flag.StringVar(&o.logDir, "logs", ".data/bench", "directory for the server's log")
+	o.server.Flags(flag.CommandLine)
 	flag.IntVar(&o.buyers, "buyers", 20000, "buyers sent at each drop, one order of quantity 1 each")
 	flag.IntVar(&o.stock, "stock", 5000, "units in each drop")
 	// Above 1 on purpose: a second order for one buyer must be refused by
@@ -78,8 +74,6 @@ func main() {
 	flag.IntVar(&o.conns, "conns", 64, "concurrent connections, to the server and to PostgreSQL for the raw ceiling")
 	flag.IntVar(&o.rounds, "rounds", 3, "rounds, each on a fresh drop")
 	flag.Uint64Var(&o.seed, "seed", 0, "seed of the buyers' order and of who retries (0: random)")
-	flag.IntVar(&o.orderRate, "order-rate", 1_000_000, "ORDER_RATE_PER_MINUTE given to the server, high enough not to interfere")
-	flag.StringVar(&o.logLevel, "log-level", "warn", "LOG_LEVEL given to the server")
 	flag.Parse()
 	if o.seed == 0 {
 		o.seed = mrand.Uint64()
@@ -93,15 +87,7 @@ func main() {
 // run runs the benchmark and returns the exit code.
 func run(ctx context.Context, o options, out io.Writer) int {
 	b := &bench{o: o, out: out}
-	err := b.run(ctx)
-	if cerr := b.cleanup(); cerr != nil {
-		fmt.Fprintln(os.Stderr, "bench-orders: cleanup:", cerr)
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "bench-orders: the run broke:", err)
-		return 1
-	}
-	return b.verdict()
+	return rig.Exit(ctx, "bench-orders", os.Stderr, b.run, b.cleanup, b.verdict)
 }
 
 // bench is one run: its sandbox, server and figures.
@@ -130,8 +116,8 @@ func (b *bench) run(ctx context.Context) error {
 		o.retryPercent < 0 || o.retryPercent > 100 {
 		return errors.New("buyers, stock, conns, rounds and per-user-limit must be positive, retry-percent 0 to 100")
 	}
-	if _, err := os.Stat(o.serverBin); err != nil {
-		return fmt.Errorf("server binary %s: %w (build it with `go build -o %s .`)", o.serverBin, err, o.serverBin)
+	if err := o.server.CheckBin(); err != nil {
+		return err
 	}
 	b.header()
 	if err := b.setup(ctx); err != nil {
@@ -251,38 +237,20 @@ func (b *bench) header() {
 }
 
 func (b *bench) startServer(ctx context.Context) error {
-	if err := os.MkdirAll(b.o.logDir, 0o755); err != nil {
-		return fmt.Errorf("create log directory: %w", err)
-	}
-	addr, err := serverproc.FreeAddr()
-	if err != nil {
-		return err
-	}
-	env := append(b.box.ServerEnv(addr),
-		fmt.Sprintf("ORDER_RATE_PER_MINUTE=%d", b.o.orderRate),
-		"LOG_LEVEL="+b.o.logLevel,
-		"DATA_DIR="+filepath.Join(b.o.logDir, b.box.Name),
-	)
-	logPath := filepath.Join(b.o.logDir, b.box.Name+".server.log")
 	started := time.Now()
-	if b.server, err = serverproc.Start(ctx, b.o.serverBin, addr, env, logPath, 90*time.Second); err != nil {
+	var err error
+	if b.server, err = b.o.server.Start(ctx, b.box); err != nil {
 		return err
 	}
 	b.printf("server     %s (pid %d) on %s, ready in %.1fs; SEED=false ORDER_RATE_PER_MINUTE=%d LOG_LEVEL=%s; log %s\n",
-		b.o.serverBin, b.server.PID(), addr, time.Since(started).Seconds(), b.o.orderRate, b.o.logLevel, logPath)
+		b.o.server.Bin, b.server.PID(), strings.TrimPrefix(b.server.URL, "http://"), time.Since(started).Seconds(), b.o.server.OrderRate, b.o.server.LogLevel, b.server.LogPath)
 	return nil
 }
 
 func (b *bench) stopServer() error {
-	if b.server == nil {
-		return nil
-	}
 	s := b.server
 	b.server = nil
-	if err := s.Stop(20 * time.Second); err != nil {
-		return fmt.Errorf("%w\n--- end of %s ---\n%s", err, s.LogPath, s.Tail(20))
-	}
-	return nil
+	return rig.Stop(s)
 }
 
 func (b *bench) cleanup() error {

@@ -32,15 +32,12 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"os/signal"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -87,15 +84,8 @@ func main() {
 	flag.DurationVar(&o.finalWait, "final-wait", 10*time.Second, "how long subscribers have to reach the final state once every event is published")
 	flag.Parse()
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	os.Exit(run(ctx, o, os.Stdout))
-}
-
-// run runs the benchmark and returns the exit code.
-func run(ctx context.Context, o options, out io.Writer) int {
-	b := &bench{o: o, out: out}
-	return rig.Exit(ctx, "bench-live", os.Stderr, b.run, b.cleanup, b.verdict)
+	b := &bench{o: o, out: os.Stdout}
+	rig.Main("bench-live", b.run, b.cleanup, b.verdict)
 }
 
 // bench is one run: its sandbox, server, subscribers and figures.
@@ -221,7 +211,7 @@ func (b *bench) setup(ctx context.Context) error {
 		return err
 	}
 	b.client = gql.New(b.server.URL+"/query", b.o.conns)
-	s, err := shop.NewSeller(ctx, b.client, "live_seller", randomHex(16))
+	s, err := shop.NewSeller(ctx, b.client, "live_seller")
 	if err != nil {
 		return err
 	}
@@ -517,12 +507,4 @@ func (b *bench) cleanup() error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-func randomHex(n int) string {
-	buf := make([]byte, n)
-	if _, err := rand.Read(buf); err != nil {
-		panic(fmt.Sprintf("read random bytes: %v", err))
-	}
-	return hex.EncodeToString(buf)
 }

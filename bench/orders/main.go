@@ -16,8 +16,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -25,10 +23,8 @@ import (
 	mrand "math/rand/v2"
 	"net/url"
 	"os"
-	"os/signal"
 	"runtime"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -79,15 +75,8 @@ func main() {
 		o.seed = mrand.Uint64()
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	os.Exit(run(ctx, o, os.Stdout))
-}
-
-// run runs the benchmark and returns the exit code.
-func run(ctx context.Context, o options, out io.Writer) int {
-	b := &bench{o: o, out: out}
-	return rig.Exit(ctx, "bench-orders", os.Stderr, b.run, b.cleanup, b.verdict)
+	b := &bench{o: o, out: os.Stdout}
+	rig.Main("bench-orders", b.run, b.cleanup, b.verdict)
 }
 
 // bench is one run: its sandbox, server and figures.
@@ -160,7 +149,7 @@ func (b *bench) setup(ctx context.Context) error {
 	b.printf("setup      database %s, Redis prefix %s, Kafka topic %s; %d buyers with tokens in %.1fs\n",
 		b.box.Name, b.box.RedisPrefix, b.box.KafkaTopic, len(b.buyers), time.Since(started).Seconds())
 	b.client = gql.New(b.server.URL+"/query", b.o.conns)
-	b.seller, err = shop.NewSeller(ctx, b.client, "bench_seller", randomHex(16))
+	b.seller, err = shop.NewSeller(ctx, b.client, "bench_seller")
 	return err
 }
 
@@ -434,12 +423,4 @@ func (b *bench) waitOutbox(ctx context.Context, limit time.Duration) (time.Durat
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		panic(fmt.Sprintf("read random bytes: %v", err))
-	}
-	return hex.EncodeToString(b)
 }

@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"livedrops/bench/internal/sandbox"
@@ -81,6 +83,16 @@ func Stop(srv *serverproc.Server) error {
 		return fmt.Errorf("%w\n--- end of %s ---\n%s", err, srv.LogPath, srv.Tail(20))
 	}
 	return nil
+}
+
+// Main runs a benchmark until it ends or the process is told to stop
+// (Ctrl-C, SIGTERM: the run's context ends and cleanup still runs), and
+// exits with the code Exit gives.
+func Main(name string, run func(context.Context) error, cleanup func() error, verdict func() int) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := Exit(ctx, name, os.Stderr, run, cleanup, verdict)
+	stop()
+	os.Exit(code)
 }
 
 // Exit runs a benchmark and returns its exit code: 1 when run broke, else

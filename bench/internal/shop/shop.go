@@ -5,6 +5,8 @@ package shop
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"time"
 
@@ -22,9 +24,15 @@ type Seller struct {
 	Currency   string
 }
 
-// NewSeller signs handle up, makes it a creator and creates the product
-// every drop of the benchmark sells.
-func NewSeller(ctx context.Context, c *gql.Client, handle, password string) (*Seller, error) {
+// NewSeller signs handle up with a random password (only its token is used),
+// makes it a creator and creates the product every drop of the benchmark
+// sells.
+func NewSeller(ctx context.Context, c *gql.Client, handle string) (*Seller, error) {
+	secret := make([]byte, 16)
+	if _, err := rand.Read(secret); err != nil {
+		return nil, fmt.Errorf("make the seller's password: %w", err)
+	}
+	password := hex.EncodeToString(secret)
 	var up struct {
 		SignUp struct{ Token string } `json:"signUp"`
 	}

@@ -639,7 +639,7 @@ func TestLiveSubscriptionsReleaseEverything(t *testing.T) {
 	warm := app.dialLive(t, protoTransportWS, token)
 	warm.subscribe(t, dropUpdatedQuery, map[string]any{"id": drops[0]}, 8).mustResult(t, nil)
 	warm.close()
-	eventuallyLive(t, 10*time.Second, func() string {
+	eventually(t, 10*time.Second, func() string {
 		if n := liveSubscribers(t); n != 0 {
 			return fmt.Sprintf("%v subscriptions still open after the warm-up", n)
 		}
@@ -677,7 +677,7 @@ func TestLiveSubscriptionsReleaseEverything(t *testing.T) {
 			s.mustResult(t, nil)
 		}
 	}
-	eventuallyLive(t, 10*time.Second, func() string {
+	eventually(t, 10*time.Second, func() string {
 		if n := liveSubscribers(t) - subs0; n != conns*perConn {
 			return fmt.Sprintf("%v subscriptions open in the hub, want %d", n, conns*perConn)
 		}
@@ -708,7 +708,7 @@ func TestLiveSubscriptionsReleaseEverything(t *testing.T) {
 		}
 		c.close()
 	}
-	eventuallyLive(t, 15*time.Second, func() string {
+	eventually(t, 15*time.Second, func() string {
 		heap, goroutines := settle()
 		subs := liveSubscribers(t)
 		const heapSlack = 2 << 20
@@ -719,22 +719,6 @@ func TestLiveSubscriptionsReleaseEverything(t *testing.T) {
 		t.Logf("after closing: %d goroutines (was %d), heap %d KiB (was %d KiB)", goroutines, goroutines0, heap>>10, heap0>>10)
 		return ""
 	})
-}
-
-// eventuallyLive polls check until it returns "" or within passes.
-func eventuallyLive(t testing.TB, within time.Duration, check func() string) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		msg := check()
-		if msg == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %s", within, msg)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // notificationCount counts the notifications of kind about a drop.
@@ -794,7 +778,7 @@ func TestLiveFollowerFanOut(t *testing.T) {
 	notes := conn.subscribe(t, `subscription { notificationAdded { id kind drop { id } creator { id } } }`, nil, 64)
 	news := conn.subscribe(t, `subscription { dropEvents { kind drop { id } } }`, nil, 64)
 	// Subscriptions register asynchronously: wait until both are in the hub.
-	eventuallyLive(t, liveWithin, func() string {
+	eventually(t, liveWithin, func() string {
 		if n := liveSubscribers(t); n < 2 {
 			return fmt.Sprintf("%v subscriptions open, want 2", n)
 		}
@@ -839,7 +823,7 @@ func TestLiveFollowerFanOut(t *testing.T) {
 	if n.NotificationAdded.Creator.ID != creatorID {
 		t.Fatalf("notification %+v is not about creator %s", n, creatorID)
 	}
-	eventuallyLive(t, 30*time.Second, func() string {
+	eventually(t, 30*time.Second, func() string {
 		if got := app.notificationCount(t, dropID, domain.NotificationDropStarted); got != followers {
 			return fmt.Sprintf("%d DROP_STARTED notifications, want %d", got, followers)
 		}
@@ -868,7 +852,7 @@ func TestLiveFollowerFanOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	nextOf("DROP_STARTED", sentinelID)
-	eventuallyLive(t, 30*time.Second, func() string {
+	eventually(t, 30*time.Second, func() string {
 		if got := app.notificationCount(t, sentinelID, domain.NotificationDropStarted); got != followers {
 			return fmt.Sprintf("%d DROP_STARTED notifications of the second drop, want %d", got, followers)
 		}
@@ -930,7 +914,7 @@ func TestLiveNotificationsPagingAndRead(t *testing.T) {
 		app.mustGQL(t, tok, listQuery, vars, &p)
 		return p
 	}
-	eventuallyLive(t, 30*time.Second, func() string {
+	eventually(t, 30*time.Second, func() string {
 		if n := len(list(token, map[string]any{"first": 10}).Viewer.Notifications.Edges); n != 5 {
 			return fmt.Sprintf("%d notifications, want 5", n)
 		}
@@ -1133,7 +1117,7 @@ func TestLiveCacheInvalidationAcrossInstances(t *testing.T) {
 	}
 	// The product's creation has its own ProductUpdated, which may evict
 	// what B caches before it is handled: read until B's copy stays.
-	eventuallyLive(t, 30*time.Second, func() string {
+	eventually(t, 30*time.Second, func() string {
 		if p := readB(); p.Product.Title != "Original" || !cached("product") || !cached("product_media") {
 			return fmt.Sprintf("instance B read %+v; cached: product %v, media %v", p, cached("product"), cached("product_media"))
 		}
@@ -1161,7 +1145,7 @@ func TestLiveCacheInvalidationAcrossInstances(t *testing.T) {
 		t.Fatal(err)
 	}
 	changed := time.Now()
-	eventuallyLive(t, 30*time.Second, func() string {
+	eventually(t, 30*time.Second, func() string {
 		if p := readB(); p.Product.Title != "Changed by an event" || len(p.Product.Media) != 1 {
 			return fmt.Sprintf("B still serves %+v", p)
 		}

@@ -267,7 +267,7 @@ func TestScaleOutTwoProcesses(t *testing.T) {
 	fan := a.dialLive(t, protoTransportWS, fanToken)
 	news := fan.subscribe(t, `subscription { dropEvents { kind drop { id } } }`, nil, 16)
 	news.name = "dropEvents on A"
-	eventuallyLive(t, liveWithin, func() string {
+	eventually(t, liveWithin, func() string {
 		if n := a.subscribers(t, "creators"); n != 1 {
 			return fmt.Sprintf("server A has %v dropEvents subscriptions, want 1", n)
 		}
@@ -377,7 +377,7 @@ func TestScaleOutTwoProcesses(t *testing.T) {
 	}
 	// The creation's own ProductUpdated may evict what A caches before it is
 	// handled: read until A's copy stays.
-	eventuallyLive(t, liveWithin, func() string {
+	eventually(t, liveWithin, func() string {
 		title := readA()
 		n, err := rdb.Exists(context.Background(), cacheKey).Result()
 		if err != nil {

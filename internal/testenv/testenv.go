@@ -152,14 +152,15 @@ func Redis(t testing.TB) (redisURL, prefix string) {
 		defer client.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if err := deleteKeys(ctx, client, prefix); err != nil {
+		if err := DeleteKeys(ctx, client, prefix); err != nil {
 			t.Errorf("testenv: delete Redis keys %s*: %v", prefix, err)
 		}
 	})
 	return redisURL, prefix
 }
 
-func deleteKeys(ctx context.Context, client *redis.Client, prefix string) error {
+// DeleteKeys unlinks every key under prefix, in SCAN batches.
+func DeleteKeys(ctx context.Context, client *redis.Client, prefix string) error {
 	iter := client.Scan(ctx, 0, prefix+"*", 500).Iterator()
 	var batch []string
 	for iter.Next(ctx) {
@@ -203,14 +204,8 @@ func Kafka(t testing.TB) (brokers, topic string) {
 		t.Fatalf("testenv: create Kafka topic %s on %s: %v", topic, brokers, err)
 	}
 	t.Cleanup(func() {
-		client, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
-		if err != nil {
-			t.Errorf("testenv: delete Kafka topic %s: %v", topic, err)
-			return
-		}
-		defer client.Close()
 		// Deleting frees the broker's memory: the test broker keeps every record.
-		if err := deleteTopic(client, topic); err != nil {
+		if err := DeleteTopic(context.Background(), brokers, topic); err != nil {
 			t.Errorf("testenv: delete Kafka topic %s: %v", topic, err)
 		}
 	})
@@ -239,8 +234,14 @@ func createTopic(client *kgo.Client, topic string) error {
 	return nil
 }
 
-func deleteTopic(client *kgo.Client, topic string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+// DeleteTopic deletes topic from brokers; a topic that never existed is fine.
+func DeleteTopic(ctx context.Context, brokers, topic string) error {
+	client, err := kgo.NewClient(kgo.SeedBrokers(splitBrokers(brokers)...))
+	if err != nil {
+		return fmt.Errorf("Kafka client for %s: %w", brokers, err)
+	}
+	defer client.Close()
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	req := kmsg.NewPtrDeleteTopicsRequest()
 	req.TimeoutMillis = 10_000

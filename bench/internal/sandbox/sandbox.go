@@ -17,9 +17,8 @@ import (
 
 	"github.com/lib/pq"
 	"github.com/redis/go-redis/v9"
-	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"livedrops/internal/testenv"
 )
 
 // Services are the addresses of the shared real services.
@@ -32,23 +31,20 @@ type Services struct {
 	S3Bucket         string
 }
 
-// ServicesFromEnv reads the addresses `make services` exports (TEST_*),
-// defaulting to the ports it uses.
+// ServicesFromEnv reads the addresses `make services` exports (TEST_*), as
+// the tests do, defaulting to the ports it uses.
 func ServicesFromEnv() Services {
+	bucket := os.Getenv("S3_BUCKET")
+	if bucket == "" {
+		bucket = "livedrops-media"
+	}
 	return Services{
-		AdminDatabaseURL: envOr("TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"),
-		RedisURL:         envOr("TEST_REDIS_URL", "redis://127.0.0.1:6379/0"),
-		KafkaBrokers:     envOr("TEST_KAFKA_BROKERS", "127.0.0.1:9092"),
-		S3Endpoint:       strings.TrimRight(envOr("TEST_S3_ENDPOINT", "http://127.0.0.1:9000"), "/"),
-		S3Bucket:         envOr("S3_BUCKET", "livedrops-media"),
+		AdminDatabaseURL: testenv.DatabaseURL(),
+		RedisURL:         testenv.RedisURL(),
+		KafkaBrokers:     testenv.KafkaBrokers(),
+		S3Endpoint:       strings.TrimRight(testenv.S3Endpoint(), "/"),
+		S3Bucket:         bucket,
 	}
-}
-
-func envOr(name, fallback string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	return fallback
 }
 
 // Sandbox is one run's private database, Redis prefix and Kafka topic.
@@ -132,8 +128,8 @@ func (s *Sandbox) Close(ctx context.Context) error {
 	if err := deleteKeys(ctx, s.Services.RedisURL, s.RedisPrefix); err != nil {
 		errs = append(errs, err)
 	}
-	if err := deleteTopic(ctx, s.Services.KafkaBrokers, s.KafkaTopic); err != nil {
-		errs = append(errs, err)
+	if err := testenv.DeleteTopic(ctx, s.Services.KafkaBrokers, s.KafkaTopic); err != nil {
+		errs = append(errs, fmt.Errorf("sandbox: delete Kafka topic %s: %w", s.KafkaTopic, err))
 	}
 	return errors.Join(errs...)
 }
@@ -167,7 +163,7 @@ func pingRedis(ctx context.Context, redisURL string) error {
 	return nil
 }
 
-// deleteKeys unlinks every key under prefix, in SCAN batches.
+// deleteKeys unlinks every key under prefix.
 func deleteKeys(ctx context.Context, redisURL, prefix string) error {
 	opts, err := redis.ParseURL(redisURL)
 	if err != nil {
@@ -175,61 +171,8 @@ func deleteKeys(ctx context.Context, redisURL, prefix string) error {
 	}
 	client := redis.NewClient(opts)
 	defer client.Close()
-	iter := client.Scan(ctx, 0, prefix+"*", 1000).Iterator()
-	var batch []string
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
-		err := client.Unlink(ctx, batch...).Err()
-		batch = batch[:0]
-		return err
-	}
-	for iter.Next(ctx) {
-		if batch = append(batch, iter.Val()); len(batch) == 1000 {
-			if err := flush(); err != nil {
-				return fmt.Errorf("sandbox: delete Redis keys %s*: %w", prefix, err)
-			}
-		}
-	}
-	if err := iter.Err(); err != nil {
-		return fmt.Errorf("sandbox: scan Redis keys %s*: %w", prefix, err)
-	}
-	if err := flush(); err != nil {
+	if err := testenv.DeleteKeys(ctx, client, prefix); err != nil {
 		return fmt.Errorf("sandbox: delete Redis keys %s*: %w", prefix, err)
-	}
-	return nil
-}
-
-// deleteTopic deletes the topic; one that was never created is fine.
-func deleteTopic(ctx context.Context, brokers, topic string) error {
-	var seeds []string
-	for _, b := range strings.Split(brokers, ",") {
-		if b = strings.TrimSpace(b); b != "" {
-			seeds = append(seeds, b)
-		}
-	}
-	client, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
-	if err != nil {
-		return fmt.Errorf("sandbox: Kafka client for %s: %w", brokers, err)
-	}
-	defer client.Close()
-	rctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	req := kmsg.NewPtrDeleteTopicsRequest()
-	req.TimeoutMillis = 10_000
-	req.TopicNames = []string{topic} // requests before v6 name topics here
-	rt := kmsg.NewDeleteTopicsRequestTopic()
-	rt.Topic = kmsg.StringPtr(topic)
-	req.Topics = append(req.Topics, rt)
-	resp, err := req.RequestWith(rctx, client)
-	if err != nil {
-		return fmt.Errorf("sandbox: delete Kafka topic %s: %w", topic, err)
-	}
-	for _, rt := range resp.Topics {
-		if err := kerr.ErrorForCode(rt.ErrorCode); err != nil && !errors.Is(err, kerr.UnknownTopicOrPartition) {
-			return fmt.Errorf("sandbox: delete Kafka topic %s: %w", topic, err)
-		}
 	}
 	return nil
 }

@@ -26,17 +26,11 @@ type DropUpdate struct {
 	At time.Time
 }
 
-// stockChange is the payload of StockChanged, StockLow and SoldOut, with the
-// inventory's version and the drop's status after the change.
-type stockChange struct {
-	domain.StockPayload
-}
-
 // dropChange is one event about a drop, decoded.
 type dropChange struct {
 	typ   string
 	at    time.Time
-	stock *stockChange // stock events; nil for the drop's own lifecycle events
+	stock *domain.StockPayload // stock events; nil for the drop's own lifecycle events
 }
 
 // rank orders statuses: a drop only ever moves to a higher rank, except
@@ -99,7 +93,7 @@ func (u *DropUpdate) apply(c dropChange) bool {
 // statusAfterStock is a drop's status after a stock event: the status the
 // event carries, or else what the selling rules imply (a LIVE drop that sold
 // its last unit is SOLD_OUT; a SOLD_OUT one that got stock back is LIVE).
-func statusAfterStock(cur domain.DropStatus, typ string, p *stockChange) domain.DropStatus {
+func statusAfterStock(cur domain.DropStatus, typ string, p *domain.StockPayload) domain.DropStatus {
 	if p.Status != "" {
 		if rank(p.Status) >= rank(cur) {
 			return p.Status

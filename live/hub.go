@@ -222,7 +222,7 @@ func (h *Hub) decode(ev domain.Event) (func(now time.Time), error) {
 			h.routeCreator(p.CreatorID, p.DropID, ev)
 		}, nil
 	case domain.EventStockChanged, domain.EventStockLow, domain.EventSoldOut:
-		p := &stockChange{}
+		p := &domain.StockPayload{}
 		if err := json.Unmarshal(ev.Payload, p); err != nil {
 			return nil, err
 		}

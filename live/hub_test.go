@@ -33,8 +33,8 @@ func event(t testing.TB, typ string, payload any) domain.Event {
 // stockEvent is a stock event of drop 1 of creator 7 with the given
 // available count (of 1,000) and inventory version.
 func stockEvent(t testing.TB, typ string, dropID int64, available int, version int64) domain.Event {
-	return event(t, typ, stockChange{StockPayload: domain.StockPayload{DropID: dropID, CreatorID: 7, Total: 1000,
-		Available: available, Reserved: 1000 - available, Version: version}})
+	return event(t, typ, domain.StockPayload{DropID: dropID, CreatorID: 7, Total: 1000,
+		Available: available, Reserved: 1000 - available, Version: version})
 }
 
 func dropEvent(t testing.TB, typ string, dropID int64) domain.Event {
@@ -281,8 +281,8 @@ func TestRestockAfterSoldOutIsLiveAgain(t *testing.T) {
 		t.Fatalf("after restock: %+v", u)
 	}
 	// A status carried by the event wins over the inference.
-	handle(t, h, event(t, domain.EventStockChanged, stockChange{StockPayload: domain.StockPayload{DropID: 1, Total: 1000, Available: 4,
-		Version: 4, Status: domain.DropSoldOut}}))
+	handle(t, h, event(t, domain.EventStockChanged, domain.StockPayload{DropID: 1, Total: 1000, Available: 4,
+		Version: 4, Status: domain.DropSoldOut}))
 	if u := next(t, s); u.Status != domain.DropSoldOut || u.Stock.Available != 4 {
 		t.Fatalf("after a stock event with a status: %+v", u)
 	}

@@ -103,10 +103,9 @@ func (db *DB) inTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
 
 // Constraint violations that are the client's doing, by constraint name.
 var constraintErrors = map[string]*domain.Error{
-	"users_handle_key":             domain.InvalidInput("handle", "that handle is taken"),
-	"creators_user_id_key":         domain.Errorf(domain.Conflict, "you are already a creator"),
-	"orders_buyer_idempotency_key": domain.Errorf(domain.IdempotencyKeyReused, "idempotency key already used"),
-	"inventory_balance":            domain.Errorf(domain.SoldOut, "not enough stock left"),
+	"users_handle_key":     domain.InvalidInput("handle", "that handle is taken"),
+	"creators_user_id_key": domain.Errorf(domain.Conflict, "you are already a creator"),
+	"inventory_balance":    domain.Errorf(domain.SoldOut, "not enough stock left"),
 }
 
 // mapError turns a known constraint violation into the domain error a client

@@ -1,11 +1,7 @@
 package web
 
 import (
-	"bytes"
-	"crypto/sha256"
 	_ "embed"
-	"encoding/hex"
-	"fmt"
 	"html/template"
 	"net/http"
 
@@ -26,14 +22,9 @@ var dropHTML string
 
 var dropTemplate = template.Must(template.New("drop").Parse(dropHTML))
 
-// dropPage is the live drop page. Its HTML is the same for every drop (the
+// dropPage is the live page of a drop. It is the same for every drop (its
 // script reads the id from the URL), so it is rendered once.
-type dropPage struct {
-	body []byte
-	etag string
-	// connectSrc lists the origins the page may connect to besides its own.
-	connectSrc []string
-}
+type dropPage struct{ *page }
 
 // newDropPage renders the page for the endpoints in opts; connectSrc are
 // the extra origins those endpoints need, as the Playground computed them.
@@ -41,24 +32,21 @@ func newDropPage(opts Options, connectSrc []string) (*dropPage, error) {
 	if opts.Endpoint == "" {
 		opts.Endpoint = "/query"
 	}
-	var buf bytes.Buffer
-	err := dropTemplate.Execute(&buf, map[string]string{
+	// Stricter than the Playground: no inline styles and no fonts. Styles the
+	// script sets through the CSSOM (the stock bar's widths) are not inline
+	// styles in CSP's sense.
+	p, err := renderPage(dropTemplate, map[string]string{
 		"Endpoint":             opts.Endpoint,
 		"SubscriptionEndpoint": opts.SubscriptionEndpoint,
 		"DropCSS":              AssetURL("drop/drop.css"),
 		"DropJS":               AssetURL("drop/drop.js"),
 		// The Playground's vendored graphql-transport-ws client.
 		"GraphQLWSJS": AssetURL("playground/graphql-ws.min.js"),
-	})
+	}, connectSrc, "style-src 'self'")
 	if err != nil {
-		return nil, fmt.Errorf("web: render drop page: %w", err)
+		return nil, err
 	}
-	sum := sha256.Sum256(buf.Bytes())
-	return &dropPage{
-		body:       buf.Bytes(),
-		etag:       `"` + hex.EncodeToString(sum[:])[:hashLen] + `"`,
-		connectSrc: connectSrc,
-	}, nil
+	return &dropPage{p}, nil
 }
 
 func (p *dropPage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -71,8 +59,5 @@ func (p *dropPage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	// Stricter than the Playground: no inline styles and no fonts. Styles the
-	// script sets through the CSSOM (the stock bar's widths) are not inline
-	// styles in CSP's sense.
-	writePage(w, r, p.body, p.etag, contentSecurityPolicy(r, p.connectSrc, "style-src 'self'"))
+	p.write(w, r)
 }

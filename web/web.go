@@ -96,6 +96,23 @@ type page struct {
 	etag string
 	// connectSrc lists the origins the page may connect to besides its own.
 	connectSrc []string
+	// styles are the page's style (and font) CSP directives.
+	styles []string
+}
+
+// renderPage renders t with data once, for every request to come.
+func renderPage(t *template.Template, data map[string]string, connectSrc []string, styles ...string) (*page, error) {
+	var buf bytes.Buffer
+	if err := t.Execute(&buf, data); err != nil {
+		return nil, fmt.Errorf("web: render %s: %w", t.Name(), err)
+	}
+	sum := sha256.Sum256(buf.Bytes())
+	return &page{
+		body:       buf.Bytes(),
+		etag:       `"` + hex.EncodeToString(sum[:])[:hashLen] + `"`,
+		connectSrc: connectSrc,
+		styles:     styles,
+	}, nil
 }
 
 func newPage(opts Options) (*page, error) {
@@ -126,8 +143,8 @@ func newPage(opts Options) (*page, error) {
 		connect = append(connect, "ws"+strings.TrimPrefix(httpOrigin, "http"))
 	}
 
-	var buf bytes.Buffer
-	err = playgroundTemplate.Execute(&buf, map[string]string{
+	// GraphiQL sets inline styles and embeds its fonts as data: URLs.
+	return renderPage(playgroundTemplate, map[string]string{
 		"Endpoint":             opts.Endpoint,
 		"SubscriptionEndpoint": opts.SubscriptionEndpoint,
 		"DefaultQuery":         opts.DefaultQuery,
@@ -138,16 +155,7 @@ func newPage(opts Options) (*page, error) {
 		"GraphQLWSJS":          AssetURL("playground/graphql-ws.min.js"),
 		"GraphiQLJS":           AssetURL("playground/graphiql.min.js"),
 		"PlaygroundJS":         AssetURL("playground/playground.js"),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("web: render playground page: %w", err)
-	}
-	sum := sha256.Sum256(buf.Bytes())
-	return &page{
-		body:       buf.Bytes(),
-		etag:       `"` + hex.EncodeToString(sum[:])[:hashLen] + `"`,
-		connectSrc: connect,
-	}, nil
+	}, connect, "style-src 'self' 'unsafe-inline'", "font-src 'self' data:")
 }
 
 // endpointOrigin checks that endpoint is a path on this host (origin "") or an
@@ -168,12 +176,9 @@ func endpointOrigin(endpoint, scheme, secureScheme string) (string, error) {
 }
 
 func (p *page) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if !allowRead(w, r) {
-		return
+	if allowRead(w, r) {
+		p.write(w, r)
 	}
-	// GraphiQL sets inline styles and embeds its fonts as data: URLs.
-	writePage(w, r, p.body, p.etag, contentSecurityPolicy(r, p.connectSrc,
-		"style-src 'self' 'unsafe-inline'", "font-src 'self' data:"))
 }
 
 // allowRead answers 405 to anything but GET and HEAD, reporting whether the
@@ -187,17 +192,17 @@ func allowRead(w http.ResponseWriter, r *http.Request) bool {
 	return false
 }
 
-// writePage sends an HTML page with the headers every page shares: revalidated
-// on each visit, never sniffed, framed or sent as a referrer, under csp.
-func writePage(w http.ResponseWriter, r *http.Request, body []byte, etag, csp string) {
+// write sends the page with the headers every page shares: revalidated on
+// each visit, never sniffed, framed or sent as a referrer, under its CSP.
+func (p *page) write(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-cache")
-	h.Set("ETag", etag)
+	h.Set("ETag", p.etag)
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("Content-Security-Policy", csp)
-	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(body))
+	h.Set("Content-Security-Policy", contentSecurityPolicy(r, p.connectSrc, p.styles...))
+	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(p.body))
 }
 
 // contentSecurityPolicy lets a page load code only from this server, so a

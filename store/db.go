@@ -117,8 +117,8 @@ func mapError(err error, attempt string, args ...any) error {
 	var pqErr *pq.Error
 	if errors.As(err, &pqErr) {
 		if e, ok := constraintErrors[pqErr.Constraint]; ok {
-			copy := *e
-			return &copy
+			out := *e // a copy: callers may not change the shared one
+			return &out
 		}
 	}
 	if errors.Is(err, sql.ErrNoRows) {

@@ -34,6 +34,7 @@ const (
 // Service places, pays and cancels orders.
 type Service struct {
 	db       *store.DB
+	batches  *batcher
 	gate     *Gate
 	provider payments.Provider
 	limit    *rateLimit
@@ -48,6 +49,7 @@ func New(db *store.DB, gate *Gate, provider payments.Provider, rdb redis.Univers
 	l := newLinkUnlessShared(gate, rdb)
 	return &Service{
 		db:       db,
+		batches:  newBatcher(db),
 		gate:     gate,
 		provider: provider,
 		limit:    newRateLimit(l, cfg.RedisPrefix, cfg.OrderRatePerMinute),
@@ -74,8 +76,9 @@ func (s *Service) Gate() *Gate { return s.gate }
 //  1. input: quantity 1..MaxQuantity, key 1..MaxKeyLength printable ASCII (BAD_USER_INPUT);
 //  2. the buyer's rate limit (RATE_LIMITED, with retryAfter seconds);
 //  3. the gate: SOLD_OUT without touching PostgreSQL when its counter is short;
-//  4. one PostgreSQL transaction (store.PlaceOrder): the key's original order
-//     if the key was used (IDEMPOTENCY_KEY_REUSED if for another request),
+//  4. one PostgreSQL transaction (store.PlaceOrders), shared with the drop's
+//     other orders of the moment (batch.go): the key's original order if
+//     the key was used (IDEMPOTENCY_KEY_REUSED if for another request),
 //     NOT_FOUND, DROP_NOT_LIVE (before start, after end, not LIVE),
 //     SOLD_OUT, BAD_USER_INPUT (more than the drop's per-user limit at once),
 //     LIMIT_EXCEEDED (more than it with what the buyer holds);
@@ -95,14 +98,12 @@ func (s *Service) PlaceOrder(ctx context.Context, buyerID, dropID int64, quantit
 	}
 
 	now := s.db.Now()
-	available := -1 // what PostgreSQL had left, once the sale was judged
-	placed, err := s.db.PlaceOrder(ctx, store.NewOrder{
+	res := s.batches.place(store.NewOrder{
 		DropID: dropID, BuyerID: buyerID, Quantity: quantity,
-		IdempotencyKey: idempotencyKey, RequestHash: hash, TTL: s.ttl,
-	}, func(sale store.OrderSale) error {
-		available = sale.Available
-		return judge(sale, quantity, now)
-	})
+		IdempotencyKey: idempotencyKey, RequestHash: hash, TTL: s.ttl, RequestID: domain.RequestID(ctx),
+	}, func(sale store.OrderSale) error { return judge(sale, quantity, now) })
+	placed, available := res.Placed, res.Available // available: what PostgreSQL had left, or -1
+	err = res.Err
 
 	unsure := admission == Unsure
 	switch {

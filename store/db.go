@@ -145,11 +145,26 @@ type Audit struct {
 
 // writeAudit appends an audit row inside tx.
 func writeAudit(ctx context.Context, tx *sqlx.Tx, a Audit) error {
-	data, err := jsonOf(a.Data)
-	if err != nil {
-		return err
+	return writeAudits(ctx, tx, []Audit{a})
+}
+
+// writeAudits appends audit rows inside tx, in one statement.
+func writeAudits(ctx context.Context, tx *sqlx.Tx, audits []Audit) error {
+	if len(audits) == 0 {
+		return nil
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO audit_log (actor, action, entity, entity_id, data, request_id)
-		VALUES ($1, $2, $3, $4, $5, $6)`, a.Actor, a.Action, a.Entity, a.EntityID, data, a.RequestID)
-	return mapError(err, "write audit %s %s #%d", a.Action, a.Entity, a.EntityID)
+	n := len(audits)
+	actors, actions, entities, data, requests := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	ids := make([]int64, n)
+	for i, a := range audits {
+		d, err := jsonOf(a.Data)
+		if err != nil {
+			return err
+		}
+		actors[i], actions[i], entities[i], ids[i], data[i], requests[i] = a.Actor, a.Action, a.Entity, a.EntityID, string(d), a.RequestID
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO audit_log (actor, action, entity, entity_id, data, request_id)
+		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::jsonb[], $6::text[])`,
+		pq.Array(actors), pq.Array(actions), pq.Array(entities), pq.Array(ids), pq.Array(data), pq.Array(requests))
+	return mapError(err, "write %d audit rows (first %s %s #%d)", n, audits[0].Action, audits[0].Entity, audits[0].EntityID)
 }

@@ -79,7 +79,8 @@ func stockPayload(d *domain.Drop, s domain.Stock) domain.StockPayload {
 // flips d's status with it: a LIVE drop whose last unit went is SOLD_OUT (with
 // a SoldOut event); a SOLD_OUT drop that gets stock back while its window is
 // open is LIVE again. StockLow is written when available first falls to 10 %
-// of the total or below (and not to zero: that is SoldOut).
+// of the total or below, even straight to zero (a batch of orders may jump
+// over the low band), before SoldOut.
 func stockMoved(ctx context.Context, tx *sqlx.Tx, d *domain.Drop, m stockMove, after domain.Stock, now time.Time) ([]domain.Event, error) {
 	before := domain.Stock{DropID: after.DropID, Total: after.Total - m.Total, Available: after.Available - m.Available}
 	// Flip first, so every event carries the status the move left the drop in.
@@ -97,7 +98,7 @@ func stockMoved(ctx context.Context, tx *sqlx.Tx, d *domain.Drop, m stockMove, a
 		}
 	}
 	types := []string{domain.EventStockChanged}
-	if !isLow(before) && isLow(after) && after.Available > 0 {
+	if !isLow(before) && isLow(after) {
 		types = append(types, domain.EventStockLow)
 	}
 	if soldOut {

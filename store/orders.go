@@ -4,7 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"hash/fnv"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -27,6 +29,8 @@ type NewOrder struct {
 	RequestHash    string
 	// TTL is how long the reservation holds before the sweeper expires it.
 	TTL time.Duration
+	// RequestID names the request in the order's audit row.
+	RequestID string
 }
 
 // OrderSale is what an order's admission is judged on, read inside the
@@ -35,11 +39,10 @@ type OrderSale struct {
 	Drop       domain.Drop
 	PriceCents int64
 	Currency   string
-	// Held is the units of the buyer's pending and confirmed orders in the drop.
+	// Held is the units of the buyer's pending and confirmed orders in the
+	// drop, those granted earlier in the same batch included.
 	Held int
-	// Available is the drop's available stock as read before the sale took
-	// the inventory lock: while a drop sells it only falls, so it bounds what
-	// is left from above.
+	// Available is the drop's available stock at the order's turn.
 	Available int
 }
 
@@ -54,98 +57,196 @@ type Placed struct {
 	Stock domain.Stock
 }
 
-// errKeyRace is a concurrent insert of the same (buyer, idempotency key).
-var errKeyRace = errors.New("store: idempotency key taken by a concurrent order")
+// PlaceResult is what became of one order of a batch: Placed, or Err.
+type PlaceResult struct {
+	*Placed
+	Err error
+	// Available is what the drop had left at the order's turn, -1 when its
+	// sale was never judged (an error before, or an existing order).
+	Available int
+}
 
-// PlaceOrder places an order in one transaction, in this sequence:
-//
-//  1. a transaction-level advisory lock on (drop, buyer) serialises one
-//     buyer's orders in one drop, so the per-user limit is exact;
-//  2. an order already holding (buyer, key) is returned as it is (Existing);
-//  3. admit judges the sale (drop status and window, per-user limit) and may
-//     refuse it with its error;
-//  4. a conditional UPDATE takes the units from available to reserved, or
-//     nothing is left (SOLD_OUT) — the inventory_balance CHECK backs it;
-//  5. the order is inserted only if the drop is still LIVE (an end or cancel
-//     that committed meanwhile is seen here, after the inventory lock);
-//  6. OrderPlaced, the stock events and the audit row are written.
-//
-// Steps 1-3 run before the hot inventory row is locked, to keep that lock short.
+// PlaceOrder places one order: PlaceOrders with a batch of one.
 func (db *DB) PlaceOrder(ctx context.Context, in NewOrder, admit func(OrderSale) error) (*Placed, error) {
-	now := db.now()
-	var placed Placed
-	err := db.inTx(ctx, func(tx *sqlx.Tx) error {
-		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, buyerLockKey(in.DropID, in.BuyerID)); err != nil {
-			return mapError(err, "lock orders of buyer #%d in drop #%d", in.BuyerID, in.DropID)
-		}
-		existing, err := orderByKey(ctx, tx, in.BuyerID, in.IdempotencyKey)
-		if err != nil {
-			return err
-		}
-		if existing != nil {
-			placed = Placed{Order: existing, Existing: true}
-			return nil
-		}
-		sale, err := orderSale(ctx, tx, in.DropID, in.BuyerID)
-		if err != nil {
-			return err
-		}
-		if err := admit(*sale); err != nil {
-			return err
-		}
-
-		m := take(in.Quantity)
-		d, after, ok, err := moveStock(ctx, tx, in.DropID, m, noStockCap)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return domain.Errorf(domain.SoldOut, "not enough stock left")
-		}
-		var o domain.Order
-		err = tx.GetContext(ctx, &o, `INSERT INTO orders (drop_id, buyer_id, quantity, total_cents, currency,
-				status, idempotency_key, request_hash, created_at, updated_at, expires_at)
-			SELECT $1, $2, $3, $4, $5, 'PENDING_PAYMENT', $6, $7, $8, $8, $9
-			FROM drops WHERE id = $1 AND status = 'LIVE'
-			RETURNING `+orderColumns,
-			in.DropID, in.BuyerID, in.Quantity, sale.PriceCents*int64(in.Quantity), sale.Currency,
-			in.IdempotencyKey, in.RequestHash, now, now.Add(in.TTL))
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			return domain.Errorf(domain.DropNotLive, "the drop is not live")
-		case isUniqueViolation(err, "orders_buyer_idempotency_key"):
-			return errKeyRace
-		case err != nil:
-			return mapError(err, "insert order of buyer #%d in drop #%d", in.BuyerID, in.DropID)
-		}
-		evs, err := orderEvent(domain.EventOrderPlaced, &o, now)
-		if err != nil {
-			return err
-		}
-		if err := db.writeStockEvents(ctx, tx, evs, d, m, after, now); err != nil {
-			return err
-		}
-		if err := writeAudit(ctx, tx, auditBy(ctx, in.BuyerID, "order.place", "order", o.ID, o)); err != nil {
-			return err
-		}
-		placed = Placed{Order: &o, Drop: d, Stock: after}
-		return nil
-	})
-	if errors.Is(err, errKeyRace) {
-		// The twin that won committed its order; this one is that request again.
-		o, err := db.OrderByKey(ctx, in.BuyerID, in.IdempotencyKey)
-		if err != nil {
-			return nil, err
-		}
-		if o == nil {
-			return nil, errors.New("store: order holding a taken idempotency key vanished")
-		}
-		return &Placed{Order: o, Existing: true}, nil
+	if in.RequestID == "" {
+		in.RequestID = domain.RequestID(ctx)
 	}
+	res, err := db.PlaceOrders(ctx, in.DropID, []NewOrder{in}, func(_ int, s OrderSale) error { return admit(s) })
 	if err != nil {
 		return nil, err
 	}
-	return &placed, nil
+	return res[0].Placed, res[0].Err
+}
+
+// MaxBatch bounds the orders of one PlaceOrders call.
+const MaxBatch = 1000
+
+// PlaceOrders places a batch of orders of one drop in one transaction, so a
+// stampede on a drop takes its inventory row's lock once for many sales. Each
+// order gets its own answer; the error is for the batch as a whole (nothing
+// was placed). In this sequence:
+//
+//  1. transaction-level advisory locks on each (drop, buyer), taken in key
+//     order, serialise one buyer's orders in one drop, so the per-user limit
+//     is exact;
+//  2. an order already holding (buyer, key) is returned as it is
+//     (Existing), and so is a twin of an order earlier in the batch;
+//  3. the drop, its price and what each buyer holds are read;
+//  4. the inventory row is locked; then, in batch order, admit judges each
+//     sale (drop status and window, per-user limit, with what the batch
+//     granted so far) and may refuse it with its error, and an order that
+//     does not fit in what is left is SOLD_OUT;
+//  5. the granted orders are inserted only if the drop is still LIVE (an end
+//     or cancel that committed meanwhile is seen here, after the inventory
+//     lock); one whose key a concurrent order took is that order (Existing);
+//  6. their units move from available to reserved in one update (the
+//     inventory_balance CHECK backs it) and OrderPlaced, the stock events and
+//     the audit rows are written.
+//
+// Only steps 4 to 6 hold the hot inventory row's lock, and the judging in
+// between is plain Go.
+func (db *DB) PlaceOrders(ctx context.Context, dropID int64, batch []NewOrder, admit func(i int, sale OrderSale) error) ([]PlaceResult, error) {
+	if len(batch) == 0 || len(batch) > MaxBatch {
+		return nil, fmt.Errorf("store: a batch holds 1 to %d orders, not %d", MaxBatch, len(batch))
+	}
+	now := db.now()
+	var (
+		res   []PlaceResult
+		raced []int // orders whose key a concurrent order took
+	)
+	err := db.inTx(ctx, func(tx *sqlx.Tx) error {
+		res, raced = make([]PlaceResult, len(batch)), nil
+		for i := range res {
+			res[i].Available = -1
+		}
+		if err := lockBuyers(ctx, tx, dropID, batch); err != nil {
+			return err
+		}
+		existing, err := ordersByKeys(ctx, tx, batch)
+		if err != nil {
+			return err
+		}
+		seen := make(map[orderKey]bool, len(batch))
+		var fresh []int // the orders to judge: each key's first, in batch order
+		for i, in := range batch {
+			k := orderKey{in.BuyerID, in.IdempotencyKey}
+			if o, ok := existing[k]; ok {
+				res[i].Placed = &Placed{Order: o, Existing: true}
+			} else if !seen[k] {
+				seen[k] = true
+				fresh = append(fresh, i)
+			}
+		}
+		if len(fresh) == 0 {
+			return nil
+		}
+		sale, held, err := batchSale(ctx, tx, dropID, batch, fresh)
+		if err != nil {
+			return err
+		}
+
+		left, err := lockStock(ctx, tx, dropID)
+		if err != nil {
+			return err
+		}
+		var granted []int
+		for _, i := range fresh {
+			in := batch[i]
+			s := *sale
+			s.Held, s.Available = held[in.BuyerID], left
+			res[i].Available = left
+			if err := admit(i, s); err != nil {
+				res[i].Err = err
+				continue
+			}
+			if in.Quantity > left {
+				res[i].Err = domain.Errorf(domain.SoldOut, "not enough stock left")
+				continue
+			}
+			left -= in.Quantity
+			held[in.BuyerID] += in.Quantity
+			granted = append(granted, i)
+		}
+		if len(granted) == 0 {
+			return nil
+		}
+		placed, err := insertOrders(ctx, tx, dropID, batch, granted, sale, now)
+		if err != nil {
+			return err
+		}
+		if len(placed) == 0 {
+			live, err := dropIsLive(ctx, tx, dropID)
+			if err != nil {
+				return err
+			}
+			if !live { // nothing was inserted: the drop ended or was cancelled meanwhile
+				for _, i := range granted {
+					res[i].Err = domain.Errorf(domain.DropNotLive, "the drop is not live")
+				}
+				return nil
+			}
+		}
+		raced, err = db.recordSales(ctx, tx, dropID, batch, granted, placed, res, now)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	// A concurrent order took the key (the same buyer's order in another
+	// drop, which another lock serialises): that order is the answer.
+	for _, i := range raced {
+		o, err := db.OrderByKey(ctx, batch[i].BuyerID, batch[i].IdempotencyKey)
+		switch {
+		case err != nil:
+			res[i] = PlaceResult{Err: err, Available: -1}
+		case o == nil:
+			res[i] = PlaceResult{Err: errors.New("store: order holding a taken idempotency key vanished"), Available: -1}
+		default:
+			res[i] = PlaceResult{Placed: &Placed{Order: o, Existing: true}, Available: -1}
+		}
+	}
+	answerTwins(batch, res)
+	return res, nil
+}
+
+// answerTwins gives each order that repeats an earlier order's buyer and key
+// in the batch that order's answer: its order, as an existing one, or its error.
+func answerTwins(batch []NewOrder, res []PlaceResult) {
+	first := make(map[orderKey]int, len(batch))
+	for i, in := range batch {
+		k := orderKey{in.BuyerID, in.IdempotencyKey}
+		j, ok := first[k]
+		if !ok {
+			first[k] = i
+			continue
+		}
+		if res[i].Placed != nil { // an order that existed before the batch
+			continue
+		}
+		res[i] = res[j]
+		if res[j].Placed != nil {
+			res[i].Placed = &Placed{Order: res[j].Order, Existing: true}
+		}
+	}
+}
+
+// orderKey is an order's idempotency: its buyer and key.
+type orderKey struct {
+	buyer int64
+	key   string
+}
+
+// lockBuyers takes the advisory lock of each buyer of the batch in the drop,
+// in key order, so two batches sharing buyers cannot deadlock.
+func lockBuyers(ctx context.Context, tx *sqlx.Tx, dropID int64, batch []NewOrder) error {
+	keys := make([]int64, 0, len(batch))
+	for _, in := range batch {
+		keys = append(keys, buyerLockKey(dropID, in.BuyerID))
+	}
+	slices.Sort(keys)
+	keys = slices.Compact(keys)
+	_, err := tx.ExecContext(ctx, `SELECT count(pg_advisory_xact_lock(k)) FROM unnest($1::bigint[]) AS k`, pq.Array(keys))
+	return mapError(err, "lock orders of %d buyers in drop #%d", len(keys), dropID)
 }
 
 // buyerLockKey is the advisory lock key of one buyer in one drop. Two pairs
@@ -156,30 +257,163 @@ func buyerLockKey(dropID, buyerID int64) int64 {
 	return int64(h.Sum64())
 }
 
-// orderSale reads the drop, its price and the buyer's holding in it.
-func orderSale(ctx context.Context, tx *sqlx.Tx, dropID, buyerID int64) (*OrderSale, error) {
+// ordersByKeys returns the orders already holding the batch's (buyer, key) pairs.
+func ordersByKeys(ctx context.Context, tx *sqlx.Tx, batch []NewOrder) (map[orderKey]*domain.Order, error) {
+	buyers := make([]int64, len(batch))
+	keys := make([]string, len(batch))
+	for i, in := range batch {
+		buyers[i], keys[i] = in.BuyerID, in.IdempotencyKey
+	}
+	var rows []domain.Order
+	err := tx.SelectContext(ctx, &rows, `SELECT `+orderColumns+` FROM orders
+		WHERE (buyer_id, idempotency_key) IN (SELECT * FROM unnest($1::bigint[], $2::text[]))`,
+		pq.Array(buyers), pq.Array(keys))
+	if err != nil {
+		return nil, mapError(err, "read %d orders by idempotency key", len(batch))
+	}
+	return byKey(rows), nil
+}
+
+func byKey(rows []domain.Order) map[orderKey]*domain.Order {
+	out := make(map[orderKey]*domain.Order, len(rows))
+	for i := range rows {
+		out[orderKey{rows[i].BuyerID, rows[i].IdempotencyKey}] = &rows[i]
+	}
+	return out
+}
+
+// batchSale reads the drop and its price, and the units each buyer of the
+// orders to judge holds in it.
+func batchSale(ctx context.Context, tx *sqlx.Tx, dropID int64, batch []NewOrder, judged []int) (*OrderSale, map[int64]int, error) {
 	var row struct {
 		domain.Drop
 		PriceCents int64  `db:"price_cents"`
 		Currency   string `db:"currency"`
-		Held       int    `db:"held"`
-		Available  int    `db:"available"`
 	}
 	err := tx.GetContext(ctx, &row, `SELECT d.id, d.product_id, d.creator_id, d.title, d.status,
-			d.starts_at, d.ends_at, d.per_user_limit, d.created_at, d.updated_at, p.price_cents, p.currency,
-			(SELECT COALESCE(SUM(o.quantity), 0) FROM orders o
-			 WHERE o.drop_id = d.id AND o.buyer_id = $2 AND o.status IN ('PENDING_PAYMENT', 'CONFIRMED')) AS held,
-			i.available
-		FROM drops d JOIN products p ON p.id = d.product_id JOIN inventory i ON i.drop_id = d.id
-		WHERE d.id = $1`, dropID, buyerID)
+			d.starts_at, d.ends_at, d.per_user_limit, d.created_at, d.updated_at, p.price_cents, p.currency
+		FROM drops d JOIN products p ON p.id = d.product_id WHERE d.id = $1`, dropID)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, domain.Errorf(domain.NotFound, "drop not found")
+		return nil, nil, domain.Errorf(domain.NotFound, "drop not found")
 	}
 	if err != nil {
-		return nil, mapError(err, "read sale of drop #%d for buyer #%d", dropID, buyerID)
+		return nil, nil, mapError(err, "read sale of drop #%d", dropID)
 	}
-	return &OrderSale{Drop: row.Drop, PriceCents: row.PriceCents, Currency: row.Currency, Held: row.Held,
-		Available: row.Available}, nil
+	buyers := make([]int64, 0, len(judged))
+	for _, i := range judged {
+		buyers = append(buyers, batch[i].BuyerID)
+	}
+	var holdings []struct {
+		BuyerID int64 `db:"buyer_id"`
+		Held    int   `db:"held"`
+	}
+	err = tx.SelectContext(ctx, &holdings, `SELECT buyer_id, SUM(quantity) AS held FROM orders
+		WHERE drop_id = $1 AND buyer_id = ANY($2) AND status IN ('PENDING_PAYMENT', 'CONFIRMED')
+		GROUP BY buyer_id`, dropID, pq.Array(buyers))
+	if err != nil {
+		return nil, nil, mapError(err, "read holdings of %d buyers in drop #%d", len(buyers), dropID)
+	}
+	held := make(map[int64]int, len(buyers))
+	for _, h := range holdings {
+		held[h.BuyerID] = h.Held
+	}
+	return &OrderSale{Drop: row.Drop, PriceCents: row.PriceCents, Currency: row.Currency}, held, nil
+}
+
+// lockStock locks the drop's inventory row, the lock every sale of the drop
+// queues on, and returns what is available.
+func lockStock(ctx context.Context, tx *sqlx.Tx, dropID int64) (int, error) {
+	var left int
+	err := tx.GetContext(ctx, &left, `SELECT available FROM inventory WHERE drop_id = $1 FOR UPDATE`, dropID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, domain.Errorf(domain.NotFound, "drop not found")
+	}
+	return left, mapError(err, "lock inventory of drop #%d", dropID)
+}
+
+// insertOrders inserts the granted orders of the batch if the drop is LIVE,
+// leaving out any whose key a concurrent order took, and returns the
+// inserted orders by key.
+func insertOrders(ctx context.Context, tx *sqlx.Tx, dropID int64, batch []NewOrder, granted []int,
+	sale *OrderSale, now time.Time) (map[orderKey]*domain.Order, error) {
+	n := len(granted)
+	buyers, quantities, totals := make([]int64, n), make([]int64, n), make([]int64, n)
+	keys, hashes, expiries := make([]string, n), make([]string, n), make([]string, n)
+	for j, i := range granted {
+		in := batch[i]
+		buyers[j], quantities[j], totals[j] = in.BuyerID, int64(in.Quantity), sale.PriceCents*int64(in.Quantity)
+		keys[j], hashes[j], expiries[j] = in.IdempotencyKey, in.RequestHash, now.Add(in.TTL).Format(time.RFC3339Nano)
+	}
+	var rows []domain.Order
+	err := tx.SelectContext(ctx, &rows, `INSERT INTO orders (drop_id, buyer_id, quantity, total_cents, currency,
+			status, idempotency_key, request_hash, created_at, updated_at, expires_at)
+		SELECT $1, o.buyer, o.quantity, o.total, $2, 'PENDING_PAYMENT', o.key, o.hash, $3, $3, o.expires
+		FROM unnest($4::bigint[], $5::int[], $6::bigint[], $7::text[], $8::text[], $9::timestamptz[])
+			WITH ORDINALITY AS o(buyer, quantity, total, key, hash, expires, n)
+		WHERE EXISTS (SELECT 1 FROM drops WHERE id = $1 AND status = 'LIVE')
+		ORDER BY o.n
+		ON CONFLICT ON CONSTRAINT orders_buyer_idempotency_key DO NOTHING
+		RETURNING `+orderColumns,
+		dropID, sale.Currency, now, pq.Array(buyers), pq.Array(quantities), pq.Array(totals),
+		pq.Array(keys), pq.Array(hashes), pq.Array(expiries))
+	if err != nil {
+		return nil, mapError(err, "insert %d orders in drop #%d", n, dropID)
+	}
+	return byKey(rows), nil
+}
+
+// dropIsLive reads whether the drop is LIVE now.
+func dropIsLive(ctx context.Context, tx *sqlx.Tx, dropID int64) (bool, error) {
+	var live bool
+	err := tx.GetContext(ctx, &live, `SELECT status = 'LIVE' FROM drops WHERE id = $1`, dropID)
+	return live, mapError(err, "read status of drop #%d", dropID)
+}
+
+// recordSales takes the units of the placed orders from available to
+// reserved, writes their events, the stock events and their audit rows, and
+// fills in their results. It returns the granted orders that were not
+// inserted: a concurrent order took their key.
+func (db *DB) recordSales(ctx context.Context, tx *sqlx.Tx, dropID int64, batch []NewOrder, granted []int,
+	placed map[orderKey]*domain.Order, res []PlaceResult, now time.Time) (raced []int, err error) {
+	q := 0
+	for _, o := range placed {
+		q += o.Quantity
+	}
+	if q == 0 {
+		return granted, nil
+	}
+	m := take(q)
+	d, after, ok, err := moveStock(ctx, tx, dropID, m, noStockCap)
+	if err != nil {
+		return nil, err
+	}
+	if !ok { // the lock is held and the units were counted under it: a broken invariant
+		return nil, fmt.Errorf("store: take %d units of drop #%d: not there under the lock", q, dropID)
+	}
+	var (
+		evs    []domain.Event
+		audits []Audit
+	)
+	for _, i := range granted {
+		in := batch[i]
+		o, ok := placed[orderKey{in.BuyerID, in.IdempotencyKey}]
+		if !ok {
+			raced = append(raced, i)
+			continue
+		}
+		ev, err := orderEvent(domain.EventOrderPlaced, o, now)
+		if err != nil {
+			return nil, err
+		}
+		evs = append(evs, ev...)
+		audits = append(audits, Audit{Actor: "user:" + strconv.FormatInt(in.BuyerID, 10), Action: "order.place",
+			Entity: "order", EntityID: o.ID, Data: o, RequestID: in.RequestID})
+		res[i].Placed = &Placed{Order: o, Drop: d, Stock: after}
+	}
+	if err := db.writeStockEvents(ctx, tx, evs, d, m, after, now); err != nil {
+		return nil, err
+	}
+	return raced, writeAudits(ctx, tx, audits)
 }
 
 // orderEvent returns the order event of type typ for o.
@@ -337,10 +571,12 @@ func (db *DB) releaseOrders(ctx context.Context, tx *sqlx.Tx, event string, orde
 	if err := db.writeStockEvents(ctx, tx, evs, d, m, after, now); err != nil {
 		return nil, err
 	}
+	audits := make([]Audit, len(orders))
 	for i := range orders {
-		if err := writeAudit(ctx, tx, auditBy(ctx, actorID, action, "order", orders[i].ID, orders[i])); err != nil {
-			return nil, err
-		}
+		audits[i] = auditBy(ctx, actorID, action, "order", orders[i].ID, orders[i])
+	}
+	if err := writeAudits(ctx, tx, audits); err != nil {
+		return nil, err
 	}
 	return &StockReturn{Drop: *d, Quantity: q, Stock: after}, nil
 }

@@ -2,7 +2,9 @@ package orders
 
 import (
 	"context"
-	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -83,11 +85,23 @@ func (b *batcher) run(dropID int64) {
 	}
 }
 
-// placeBatch places one batch and answers each of its orders. A batch whose
-// transaction failed is tried again order by order, so one order that
-// PostgreSQL refuses in a way the batch did not foresee fails alone.
+// placeBatch places one batch and answers each of its orders. The batch's
+// transaction fails as a whole only when PostgreSQL does (every order's own
+// refusal is its answer alone), so its error is every order's answer.
 func (b *batcher) placeBatch(dropID int64, batch []*pending) {
 	batchSizes.Observe(float64(len(batch)))
+	defer func() {
+		if r := recover(); r != nil { // answer every order still waiting, and keep the process
+			err := fmt.Errorf("orders: batch of drop #%d: panic: %v", dropID, r)
+			slog.Error(err.Error(), "stack", string(debug.Stack()))
+			for _, p := range batch {
+				select {
+				case p.done <- store.PlaceResult{Err: err, Available: -1}:
+				default: // answered already
+				}
+			}
+		}
+	}()
 	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
 	defer cancel()
 	ins := make([]store.NewOrder, len(batch))
@@ -95,12 +109,6 @@ func (b *batcher) placeBatch(dropID int64, batch []*pending) {
 		ins[i] = p.in
 	}
 	res, err := b.db.PlaceOrders(ctx, dropID, ins, func(i int, s store.OrderSale) error { return batch[i].admit(s) })
-	if err != nil && len(batch) > 1 && !errors.Is(err, context.DeadlineExceeded) {
-		for _, p := range batch {
-			b.placeBatch(dropID, []*pending{p})
-		}
-		return
-	}
 	for i, p := range batch {
 		if err != nil {
 			p.done <- store.PlaceResult{Err: err, Available: -1}

@@ -475,3 +475,22 @@ func TestOrderVisibility(t *testing.T) {
 		t.Fatalf("order %+v", o)
 	}
 }
+
+func TestConcurrentOrdersShareTransactions(t *testing.T) {
+	s := newSelling(t)
+	d := s.liveDrop(t, 200, 1)
+	buyers := s.Buyers(t, 200)
+	byBuyer, soldOut := tally(t, stampede(t, s.svc, d.ID, buyers, 1))
+	if len(byBuyer) != 200 || soldOut != 0 {
+		t.Fatalf("%d buyers got orders and %d heard SOLD_OUT; want 200 and 0", len(byBuyer), soldOut)
+	}
+	// Each transaction moves the stock once: fewer moves than orders means
+	// orders that arrived together were placed together.
+	key := orderstest.DropKey(d.ID)
+	moves, placed := s.CountEvents(t, key, domain.EventStockChanged), s.CountEvents(t, key, domain.EventOrderPlaced)
+	if placed != 200 || moves >= placed/2 {
+		t.Fatalf("%d orders placed in %d transactions; want 200 in fewer than 100", placed, moves)
+	}
+	s.CheckBalance(t, d.ID)
+	s.checkCounter(t, d.ID)
+}

@@ -440,6 +440,14 @@ func TestRateLimit(t *testing.T) {
 	if !ok || retry < 1 || retry > 60 {
 		t.Fatalf("retryAfter %v", err.(*domain.Error).Extensions)
 	}
+	// The gate, asked first, got back the unit it took for the refused order.
+	if n := s.counter(t, d.ID); n != 97 {
+		t.Fatalf("gate counter %d after 3 orders and a refused one, want 97", n)
+	}
+	// A sold-out drop answers SOLD_OUT at the gate, before the limit is asked.
+	gone := s.liveDrop(t, 0, 1)
+	_, err = svc.PlaceOrder(context.Background(), buyer.ID, gone.ID, 1, "k4")
+	wantCode(t, err, domain.SoldOut)
 	if _, err := svc.PlaceOrder(context.Background(), other.ID, d.ID, 1, "k0"); err != nil {
 		t.Fatalf("another buyer is limited too: %v", err)
 	}

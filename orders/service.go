@@ -74,8 +74,9 @@ func (s *Service) Gate() *Gate { return s.gate }
 // order, and what each may answer:
 //
 //  1. input: quantity 1..MaxQuantity, key 1..MaxKeyLength printable ASCII (BAD_USER_INPUT);
-//  2. the buyer's rate limit (RATE_LIMITED, with retryAfter seconds);
-//  3. the gate: SOLD_OUT without touching PostgreSQL when its counter is short;
+//  2. the gate: SOLD_OUT without touching PostgreSQL when its counter is short;
+//  3. the buyer's rate limit (RATE_LIMITED, with retryAfter seconds), which
+//     gives the gate back what it took;
 //  4. one PostgreSQL transaction (store.PlaceOrders), shared with the drop's
 //     other orders of the moment (batch.go): the key's original order if
 //     the key was used (IDEMPOTENCY_KEY_REUSED if for another request),
@@ -88,13 +89,16 @@ func (s *Service) PlaceOrder(ctx context.Context, buyerID, dropID int64, quantit
 	if err := checkPlace(quantity, idempotencyKey); err != nil {
 		return nil, err
 	}
-	if err := s.limit.allow(ctx, buyerID); err != nil {
-		return nil, err
-	}
 	hash := requestHash(dropID, quantity)
 	admission := s.gate.Admit(ctx, dropID, buyerID, idempotencyKey, quantity)
 	if admission == SoldOut {
 		return nil, domain.Errorf(domain.SoldOut, "sold out")
+	}
+	// The limit guards what costs: an order going on to PostgreSQL. A SOLD_OUT
+	// from the gate costs one Redis call, as asking the limit would.
+	if err := s.limit.allow(ctx, buyerID); err != nil {
+		s.undoAdmission(ctx, admission, dropID, buyerID, idempotencyKey, quantity)
+		return nil, err
 	}
 
 	now := s.db.Now()
@@ -109,10 +113,8 @@ func (s *Service) PlaceOrder(ctx context.Context, buyerID, dropID int64, quantit
 	switch {
 	case domain.ErrorCode(err) == domain.SoldOut && available >= 0 && (admission == Admitted || unsure):
 		s.gate.SoldOut(ctx, dropID, buyerID, idempotencyKey, quantity, available)
-	case err != nil && (admission == Admitted || unsure):
-		s.gate.Refund(ctx, dropID, buyerID, idempotencyKey, quantity)
-	case err != nil && admission == Bypass:
-		s.gate.Refund(ctx, dropID, buyerID, idempotencyKey, 0) // forget the key, nothing was taken
+	case err != nil:
+		s.undoAdmission(ctx, admission, dropID, buyerID, idempotencyKey, quantity)
 	case err == nil && placed.Existing && (unsure || (admission == Admitted && placed.Order.RequestHash != hash)):
 		s.gate.Release(ctx, dropID, quantity) // the key names another request: nothing of this drop was sold
 	}
@@ -132,6 +134,18 @@ func (s *Service) PlaceOrder(ctx context.Context, buyerID, dropID int64, quantit
 	}
 	ObserveStock(placed.Drop, placed.Stock)
 	return placed.Order, nil
+}
+
+// undoAdmission gives the gate back what it did for an order that was not
+// placed: the units it may have taken, and the buyer's key, so a retry is
+// judged afresh. A Seen key belongs to an earlier request and stays.
+func (s *Service) undoAdmission(ctx context.Context, a Admission, dropID, buyerID int64, key string, quantity int) {
+	switch a {
+	case Admitted, Unsure:
+		s.gate.Refund(ctx, dropID, buyerID, key, quantity)
+	case Bypass:
+		s.gate.Refund(ctx, dropID, buyerID, key, 0) // the script remembered the key, and took nothing
+	}
 }
 
 // judge is the rule of admission, applied inside the order's transaction to

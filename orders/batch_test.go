@@ -20,9 +20,10 @@ func TestBatchThatPanicsAnswersEveryOrder(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			res := b.place(store.NewOrder{DropID: d.ID, BuyerID: buyer, Quantity: 1, IdempotencyKey: "k", RequestHash: "h"},
-				func(store.OrderSale) error { panic("judging went wrong") })
-			errs[i] = res.Err
+			_, errs[i] = b.Do(d.ID, pending{
+				in:    store.NewOrder{DropID: d.ID, BuyerID: buyer, Quantity: 1, IdempotencyKey: "k", RequestHash: "h"},
+				admit: func(store.OrderSale) error { panic("judging went wrong") },
+			})
 		}()
 	}
 	wg.Wait()
@@ -32,10 +33,12 @@ func TestBatchThatPanicsAnswersEveryOrder(t *testing.T) {
 		}
 	}
 	// The batcher goes on: the next order is placed.
-	res := b.place(store.NewOrder{DropID: d.ID, BuyerID: buyers[0], Quantity: 1, IdempotencyKey: "k", RequestHash: "h"},
-		func(store.OrderSale) error { return nil })
-	if res.Err != nil || res.Placed == nil {
-		t.Fatalf("after the panic: %+v", res)
+	res, err := b.Do(d.ID, pending{
+		in:    store.NewOrder{DropID: d.ID, BuyerID: buyers[0], Quantity: 1, IdempotencyKey: "k", RequestHash: "h"},
+		admit: func(store.OrderSale) error { return nil },
+	})
+	if err != nil || res.Err != nil || res.Placed == nil {
+		t.Fatalf("after the panic: %+v %v", res, err)
 	}
 	if s := w.CheckBalance(t, d.ID); s.Available != 9 {
 		t.Fatalf("stock %+v", s)

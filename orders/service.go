@@ -18,6 +18,7 @@ import (
 
 	"livedrops/config"
 	"livedrops/domain"
+	"livedrops/internal/batch"
 	"livedrops/payments"
 	"livedrops/store"
 )
@@ -34,7 +35,7 @@ const (
 // Service places, pays and cancels orders.
 type Service struct {
 	db       *store.DB
-	batches  *batcher
+	batches  *batch.Runner[int64, pending, store.PlaceResult]
 	gate     *Gate
 	provider payments.Provider
 	limit    *rateLimit
@@ -102,12 +103,18 @@ func (s *Service) PlaceOrder(ctx context.Context, buyerID, dropID int64, quantit
 	}
 
 	now := s.db.Now()
-	res := s.batches.place(store.NewOrder{
-		DropID: dropID, BuyerID: buyerID, Quantity: quantity,
-		IdempotencyKey: idempotencyKey, RequestHash: hash, TTL: s.ttl, RequestID: domain.RequestID(ctx),
-	}, func(sale store.OrderSale) error { return judge(sale, quantity, now) })
-	placed, available := res.Placed, res.Available // available: what PostgreSQL had left, or -1
-	err = res.Err
+	res, err := s.batches.Do(dropID, pending{
+		in: store.NewOrder{
+			DropID: dropID, BuyerID: buyerID, Quantity: quantity,
+			IdempotencyKey: idempotencyKey, RequestHash: hash, TTL: s.ttl, RequestID: domain.RequestID(ctx),
+		},
+		admit: func(sale store.OrderSale) error { return judge(sale, quantity, now) },
+	})
+	available := -1 // what PostgreSQL had left when the order was judged
+	if err == nil {
+		err, available = res.Err, res.Available
+	}
+	placed := res.Placed
 
 	unsure := admission == Unsure
 	switch {

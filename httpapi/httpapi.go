@@ -31,8 +31,12 @@
 //
 // WebSockets: outside production any page may connect; in production only
 // pages of the server's own origin or of Options.AllowedOrigins, and clients
-// that send no Origin (apps, not browsers). A refused connection_init closes
-// with 4403.
+// that send no Origin (apps, not browsers). A connection closes with
+// graphql-transport-ws's codes (on either protocol): 4400 for a message that
+// is not of the protocol, 4401 for an operation before connection_ack, 4403
+// for a refused connection_init, 4408 when none came in time, 4409 for an
+// operation id already running, 4429 for a second connection_init; and with
+// 1013 when its stream was ended for falling behind.
 //
 // Every error a client sees has extensions.code: a *domain.Error keeps its
 // code (and its field and extensions); gqlgen's parse and validation errors
@@ -84,14 +88,17 @@ const (
 	DefaultDepth        = 12
 )
 
-// keepAlive is how often WebSocket and SSE connections are pinged, well
-// under the idle timeouts of common proxies (60 s). A variable for tests.
-var keepAlive = 15 * time.Second
+// Variables for tests:
+var (
+	// keepAlive is how often WebSocket and SSE connections are pinged, well
+	// under the idle timeouts of common proxies (60 s).
+	keepAlive = 15 * time.Second
+	// wsInitTimeout bounds the wait for connection_init.
+	wsInitTimeout = 10 * time.Second
+)
 
 // Timings and sizes.
 const (
-	// wsInitTimeout bounds the wait for connection_init.
-	wsInitTimeout = 10 * time.Second
 	// checkTimeout bounds each readiness check.
 	checkTimeout = 2 * time.Second
 	// parserTokenLimit refuses documents far larger than any real client
@@ -218,22 +225,20 @@ func routeLabel(r *http.Request) string {
 func queryHandler(o Options) http.Handler {
 	srv := handler.New(o.Schema)
 
-	srv.AddTransport(transport.Websocket{
-		// Keep-alive (legacy graphql-ws "ka"; graphql-transport-ws ping, and
-		// close when no pong comes) is boundedWebsocket's, on a timer: the
-		// transport's own holds a goroutine per connection.
-		Implementation: boundedWebsocket{writeTimeout: o.wsWriteTimeout(), keepAlive: keepAlive, inner: transport.CoderWebsocketImplementation{AcceptOptions: coderws.AcceptOptions{
+	srv.AddTransport(&wsTransport{
+		accept: coderws.AcceptOptions{
+			Subprotocols: []string{subprotocolTransportWS, subprotocolGraphQLWS},
 			// Off production any page may connect; in production the page must
 			// come from this server or an allowed origin, or send no Origin.
 			InsecureSkipVerify: !o.Prod,
 			OriginPatterns:     o.AllowedOrigins,
-		}}},
-		InitFunc:         initWebSocket(o.Log, o.InitWebSocket),
-		InitTimeout:      wsInitTimeout,
-		PayloadReadLimit: &o.MaxBodyBytes,
-		ErrorFunc: func(ctx context.Context, err error) {
-			o.Log.DebugContext(ctx, "websocket connection error", "error", err)
 		},
+		init:         initWebSocket(o.Log, o.InitWebSocket),
+		log:          o.Log,
+		readLimit:    o.MaxBodyBytes,
+		initTimeout:  wsInitTimeout,
+		writeTimeout: o.wsWriteTimeout(),
+		keepAlive:    keepAlive,
 	})
 	srv.AddTransport(transport.SSE{KeepAlivePingInterval: keepAlive})
 	srv.AddTransport(httpTransport{}) // after SSE: it takes every other request
@@ -271,30 +276,21 @@ func queryHandler(o Options) http.Handler {
 	return limitBody(o.MaxBodyBytes, h)
 }
 
-// closeForbidden is graphql-transport-ws's close code for a refused
-// connection_init.
-const closeForbidden = 4403
-
-// initWebSocket runs the caller's connection_init check so a refusal closes
-// the socket with 4403 and the error's client message, never its detail.
+// initWebSocket runs the caller's connection_init check so that a refusal
+// closes the socket (with 4403) giving the error's client message, never its
+// detail.
 func initWebSocket(log *slog.Logger, check transport.WebsocketInitFunc) transport.WebsocketInitFunc {
 	if check == nil {
 		return nil
 	}
 	return func(ctx context.Context, p transport.InitPayload) (context.Context, *transport.InitPayload, error) {
-		// Set before the check, so a close code the check sets wins.
-		ctx = transport.WithWebsocketCloseCode(ctx, closeForbidden)
 		rctx, ack, err := check(ctx, p)
 		if err == nil {
 			return rctx, ack, nil
 		}
-		if rctx == nil {
-			rctx = ctx
-		}
 		if domain.ErrorCode(err) == domain.Internal {
 			log.ErrorContext(ctx, "websocket connection_init failed", "error", err)
 		}
-		msg := domain.ErrorMessage(err)
-		return transport.AppendCloseReason(rctx, msg), nil, errors.New(msg)
+		return nil, nil, errors.New(domain.ErrorMessage(err))
 	}
 }

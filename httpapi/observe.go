@@ -26,9 +26,17 @@ func (observer) Validate(graphql.ExecutableSchema) error { return nil }
 
 func (observer) InterceptResponse(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
 	resp := next(ctx)
-	if resp == nil {
-		return nil
+	if resp != nil {
+		observe(ctx, resp)
 	}
+	return resp
+}
+
+// observe is InterceptResponse's work, out of its frame: a subscription
+// waits for its next event inside that frame, for as long as it lasts.
+//
+//go:noinline
+func observe(ctx context.Context, resp *graphql.Response) {
 	rec := logging.RequestFrom(ctx)
 	for _, e := range resp.Errors {
 		code, _ := e.Extensions["code"].(string)
@@ -39,11 +47,11 @@ func (observer) InterceptResponse(ctx context.Context, next graphql.ResponseHand
 		rec.AddErrorCode(code)
 	}
 	if !graphql.HasOperationContext(ctx) {
-		return resp
+		return
 	}
 	opCtx := graphql.GetOperationContext(ctx)
 	if opCtx.Operation == nil {
-		return resp
+		return
 	}
 	name, opType := opCtx.Operation.Name, string(opCtx.Operation.Operation)
 	rec.SetOperation(name, opType)
@@ -52,5 +60,4 @@ func (observer) InterceptResponse(ctx context.Context, next graphql.ResponseHand
 	if opCtx.Operation.Operation != ast.Subscription && !opCtx.Stats.OperationStart.IsZero() {
 		metrics.ObserveOperation(name, opType, time.Since(opCtx.Stats.OperationStart))
 	}
-	return resp
 }

@@ -159,6 +159,39 @@ func TestWebSocketGraphQLTransportWS(t *testing.T) {
 	if m.ID != "5" || !strings.Contains(string(m.Payload), `"code":"BAD_USER_INPUT"`) {
 		t.Fatalf("resolver error: %s %s", m.Type, m.Payload)
 	}
+	c.expect("complete", "5")
+
+	// Mutations run over the socket too.
+	c.send(wsMsg{ID: "6", Type: "subscribe", Payload: payload(`mutation { bump }`)})
+	if m := c.expect("next", "6"); !strings.HasPrefix(string(m.Payload), `{"data":{"bump":`) {
+		t.Fatalf("mutation over websocket: %s", m.Payload)
+	}
+	c.expect("complete", "6")
+
+	// A panic is INTERNAL, without its detail, and the connection lives on.
+	c.send(wsMsg{ID: "7", Type: "subscribe", Payload: payload(`{ fail(kind: PANIC) }`)})
+	m = c.expect("next", "7")
+	var r gqlResponse
+	if err := json.Unmarshal(m.Payload, &r); err != nil || len(r.Errors) != 1 ||
+		r.Errors[0].Extensions["code"] != "INTERNAL" || r.Errors[0].Message != "internal error" {
+		t.Fatalf("panic over websocket: %s", m.Payload)
+	}
+	c.expect("complete", "7")
+
+	// A payload that is no GraphQL request is refused with a code.
+	c.send(wsMsg{ID: "8", Type: "subscribe", Payload: json.RawMessage(`[1]`)})
+	m = c.expect("error", "8")
+	if err := json.Unmarshal(m.Payload, &errs); err != nil || len(errs) != 1 || errs[0].Extensions["code"] != "BAD_USER_INPUT" {
+		t.Fatalf("bad payload: %s", m.Payload)
+	}
+	c.expect("complete", "8")
+
+	// A ping is answered with a pong carrying its payload.
+	c.send(wsMsg{Type: "ping", Payload: json.RawMessage(`{"n":1}`)})
+	_ = c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if err := c.conn.ReadJSON(&m); err != nil || m.Type != "pong" || string(m.Payload) != `{"n":1}` {
+		t.Fatalf("pong: %v %+v", err, m)
+	}
 
 	c.conn.Close()
 	settleGoroutines(t, base)
@@ -220,6 +253,12 @@ func TestWebSocketLegacyGraphQLWS(t *testing.T) {
 	c.expect("data", "b")
 	c.send(wsMsg{ID: "b", Type: "stop"})
 	c.expect("complete", "b")
+
+	// connection_terminate ends the connection normally.
+	c.send(wsMsg{Type: "connection_terminate"})
+	if code, _, msgs := c.closedWith(); code != websocket.CloseNormalClosure {
+		t.Fatalf("closed with %d after %v, want a normal closure", code, msgs)
+	}
 }
 
 func TestWebSocketOrigins(t *testing.T) {

@@ -138,18 +138,13 @@ func (s subscriptionResolver) Ticks(ctx context.Context, count int) (<-chan int,
 	return ch, nil
 }
 
-// Hold sends 1 and keeps the subscription open until its context ends.
+// Hold sends 1 and keeps the subscription open until its context ends,
+// with no goroutine of its own (like the live hub's subscriptions), so tests
+// can count the transport's.
 func (s subscriptionResolver) Hold(ctx context.Context) (<-chan int, error) {
 	s.calls.Add(1)
-	ch := make(chan int)
-	go func() {
-		defer close(ch)
-		select {
-		case ch <- 1:
-		case <-ctx.Done():
-			return
-		}
-		<-ctx.Done()
-	}()
+	ch := make(chan int, 1)
+	ch <- 1
+	context.AfterFunc(ctx, func() { close(ch) })
 	return ch, nil
 }

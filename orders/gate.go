@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"livedrops/internal/batch"
 )
 
 // Gate timings. A Redis that cannot answer quickly is not worth waiting for:
@@ -190,6 +192,26 @@ func (l *link) try(ctx context.Context, what string, fn func(ctx context.Context
 type Gate struct {
 	link   *link
 	prefix string
+	// admits sends the admissions asked at the same moment to Redis in one
+	// pipeline: one round trip, one write and one read for many orders.
+	admits *batch.Runner[struct{}, admitCall, admitReply]
+}
+
+// maxAdmitBatch bounds the admissions of one pipeline.
+const maxAdmitBatch = 256
+
+// admitCall is one admission to ask: the script's keys and the units.
+type admitCall struct {
+	keys []string
+	q    int
+}
+
+// admitReply is the script's answer to one admission; asked is false when
+// Redis was not asked (no client, or cooling down).
+type admitReply struct {
+	asked bool
+	res   int64
+	err   error
 }
 
 // NewGate returns a gate on the Redis server (or cluster) of rdb, with keys
@@ -198,7 +220,11 @@ type Gate struct {
 // unreachable Redis costs an order milliseconds, not seconds. A nil rdb gives
 // a gate that always bypasses.
 func NewGate(rdb redis.UniversalClient, prefix string) *Gate {
-	return &Gate{link: newLink(rdb), prefix: prefix}
+	g := &Gate{link: newLink(rdb), prefix: prefix}
+	g.admits = batch.New(maxAdmitBatch, func(_ struct{}, calls []admitCall) ([]admitReply, error) {
+		return g.admitAll(calls), nil
+	})
+	return g
 }
 
 // Close releases the gate's Redis client.
@@ -239,28 +265,66 @@ func (g *Gate) Recovered() <-chan struct{} {
 // Admit asks the gate for q units of the drop for the buyer's order with
 // idempotency key idemKey.
 func (g *Gate) Admit(ctx context.Context, dropID, buyerID int64, idemKey string, q int) Admission {
-	var res int64
-	asked, err := g.call(ctx, "admit", func(ctx context.Context, rdb redis.UniversalClient) error {
+	var r admitReply
+	if g != nil && g.link != nil {
 		var err error
-		res, err = admitScript.Run(ctx, rdb,
-			[]string{g.StockKey(dropID), g.seenKey(dropID, buyerID, idemKey)}, q, int(seenTTL/time.Second)).Int64()
-		return err
-	})
+		r, err = g.admits.Do(struct{}{}, admitCall{keys: []string{g.StockKey(dropID), g.seenKey(dropID, buyerID, idemKey)}, q: q})
+		if err != nil {
+			r = admitReply{asked: true, err: err}
+		}
+	}
 	a := Bypass
 	switch {
-	case err != nil:
+	case r.err != nil:
 		a = Unsure
-	case !asked || res == 0:
+	case !r.asked || r.res == 0:
 		a = Bypass
-	case res == 1:
+	case r.res == 1:
 		a = Admitted
-	case res == 2:
+	case r.res == 2:
 		a = SoldOut
-	case res == 3:
+	case r.res == 3:
 		a = Seen
 	}
 	gateResults.WithLabelValues(a.label()).Inc()
 	return a
+}
+
+// admitAll runs the admission script for every call in one pipeline, in
+// order, so calls about the same key see each other as serial calls would.
+// A server that lost the script (a restart, SCRIPT FLUSH) is sent its text
+// for the calls it refused, and only those: the others ran.
+func (g *Gate) admitAll(calls []admitCall) []admitReply {
+	ttl := int(seenTTL / time.Second)
+	cmds := make([]*redis.Cmd, len(calls))
+	asked, _ := g.link.call(context.Background(), "admit", func(ctx context.Context, rdb redis.UniversalClient) error {
+		_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, c := range calls {
+				cmds[i] = admitScript.EvalSha(ctx, p, c.keys, c.q, ttl)
+			}
+			return nil
+		})
+		if err == nil || !redis.HasErrorPrefix(err, "NOSCRIPT") {
+			return err
+		}
+		_, err = rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, c := range calls {
+				if redis.HasErrorPrefix(cmds[i].Err(), "NOSCRIPT") {
+					cmds[i] = admitScript.Eval(ctx, p, c.keys, c.q, ttl)
+				}
+			}
+			return nil
+		})
+		return err
+	})
+	out := make([]admitReply, len(calls))
+	for i := range calls {
+		out[i].asked = asked
+		if asked {
+			out[i].res, out[i].err = cmds[i].Int64()
+		}
+	}
+	return out
 }
 
 func (a Admission) label() string {

@@ -502,3 +502,39 @@ func TestConcurrentOrdersShareTransactions(t *testing.T) {
 	s.CheckBalance(t, d.ID)
 	s.checkCounter(t, d.ID)
 }
+
+func TestGateAdmitsInPipelinesAndSurvivesAScriptFlush(t *testing.T) {
+	s := newSelling(t)
+	d := s.liveDrop(t, 100, 100)
+	ctx := context.Background()
+	if err := s.Redis.ScriptFlush(ctx).Err(); err != nil { // as a Redis restart would
+		t.Fatal(err)
+	}
+	if a := s.gate.Admit(ctx, d.ID, 1, "first", 1); a != orders.Admitted {
+		t.Fatalf("after SCRIPT FLUSH the gate answered %v, want Admitted", a)
+	}
+	// Concurrent admissions share pipelines and still count each unit once;
+	// twins of one key are seen as such.
+	got := make([]orders.Admission, 200)
+	orderstest.Concurrently(len(got), func(i int) {
+		got[i] = s.gate.Admit(ctx, d.ID, int64(2+i/2), "k", 1)
+	})
+	// 100 buyers send twins after the first unit went: 99 get a unit, each
+	// of their twins is Seen, and the last buyer's two hear SOLD_OUT.
+	admitted, seen, soldOut := 0, 0, 0
+	for _, a := range got {
+		switch a {
+		case orders.Admitted:
+			admitted++
+		case orders.Seen:
+			seen++
+		case orders.SoldOut:
+			soldOut++
+		default:
+			t.Fatalf("answer %v", a)
+		}
+	}
+	if admitted != 99 || seen != 99 || soldOut != 2 || s.counter(t, d.ID) != 0 {
+		t.Fatalf("%d admitted, %d seen, %d sold out, counter %d; want 99, 99, 2 and 0", admitted, seen, soldOut, s.counter(t, d.ID))
+	}
+}

@@ -227,7 +227,7 @@ func queryHandler(o Options) http.Handler {
 
 	srv.AddTransport(&wsTransport{
 		accept: coderws.AcceptOptions{
-			Subprotocols: []string{subprotocolTransportWS, subprotocolGraphQLWS},
+			Subprotocols: []string{subprotocolGraphQLWS, subprotocolTransportWS},
 			// Off production any page may connect; in production the page must
 			// come from this server or an allowed origin, or send no Origin.
 			InsecureSkipVerify: !o.Prod,

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -43,10 +44,11 @@ import (
 // timeout and the keep-alive share one timer, and the end of the request's
 // context closes the socket through a callback, not a goroutine waiting.
 
-// Subprotocols, in the order the server prefers them.
+// Subprotocols. A client that offers both gets graphql-ws, as from gqlgen's
+// own transport.
 const (
-	subprotocolTransportWS = "graphql-transport-ws"
 	subprotocolGraphQLWS   = "graphql-ws"
+	subprotocolTransportWS = "graphql-transport-ws"
 )
 
 // Close codes. The 44xx are graphql-transport-ws's; the legacy protocol
@@ -120,7 +122,7 @@ func (t *wsTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Gr
 		t:       t,
 		ws:      ws,
 		nc:      hj.conn,
-		legacy:  ws.Subprotocol() != subprotocolTransportWS,
+		legacy:  !strings.EqualFold(ws.Subprotocol(), subprotocolTransportWS),
 		exec:    exec,
 		ctx:     r.Context(),
 		headers: r.Header,
@@ -161,8 +163,10 @@ type wsConn struct {
 	timer  *time.Timer
 	acked  bool
 	ending bool // the connection is closing: no new operations, no complete
-	// ops are the running operations, by client id.
-	ops []wsOp
+	// ops are the running operations, by client id; opGone is signalled
+	// when one is gone (made when first waited on).
+	ops    []wsOp
+	opGone *sync.Cond
 	// heard: a message arrived since the last ping; unanswered counts the
 	// pings in a row that were not followed by one.
 	heard      bool
@@ -174,6 +178,9 @@ type wsConn struct {
 type wsOp struct {
 	id     string
 	cancel context.CancelFunc
+	// ending: stopped by the client, or being completed; its id is taken
+	// until it is gone.
+	ending bool
 }
 
 // wsMessage is a message of either protocol.
@@ -212,15 +219,7 @@ func (c *wsConn) serve(ctx context.Context) {
 // end cancels every operation, closes the socket (if nothing closed it yet)
 // and waits for the operations to finish.
 func (c *wsConn) end() {
-	c.mu.Lock()
-	c.ending = true
-	c.timer.Stop()
-	ops := c.ops
-	c.ops = nil
-	c.mu.Unlock()
-	for _, op := range ops {
-		op.cancel()
-	}
+	c.stopAll()
 	_ = c.ws.CloseNow()
 	c.running.Wait()
 }
@@ -354,19 +353,29 @@ func (c *wsConn) runCheck(raw json.RawMessage) (context.Context, json.RawMessage
 	return ctx, b, nil
 }
 
-// startOp starts the operation id on a goroutine of its own; an id already
-// running closes the connection with 4409.
+// startOp starts the operation id on a goroutine of its own. An id that is
+// still running closes the connection with 4409; one that is ending (the
+// client stopped it, or its complete is being sent) is waited for, so that
+// a client may use an id again once it is done with it.
 func (c *wsConn) startOp(id string, payload json.RawMessage, start time.Time) bool {
 	c.mu.Lock()
-	if c.ending {
-		c.mu.Unlock()
-		return false
-	}
-	for _, op := range c.ops {
-		if op.id == id {
+	for {
+		if c.ending {
+			c.mu.Unlock()
+			return false
+		}
+		i := c.opIndex(id)
+		if i < 0 {
+			break
+		}
+		if !c.ops[i].ending {
 			c.mu.Unlock()
 			return c.refuse(closeSubscriberExists, "Subscriber for "+quoteShort(id)+" already exists")
 		}
+		if c.opGone == nil {
+			c.opGone = sync.NewCond(&c.mu)
+		}
+		c.opGone.Wait()
 	}
 	ctx, cancel := context.WithCancel(c.ctx)
 	c.ops = append(c.ops, wsOp{id: id, cancel: cancel})
@@ -381,10 +390,9 @@ func (c *wsConn) startOp(id string, payload json.RawMessage, start time.Time) bo
 func (c *wsConn) stopOp(id string) {
 	c.mu.Lock()
 	var cancel context.CancelFunc
-	for _, op := range c.ops {
-		if op.id == id {
-			cancel = op.cancel
-		}
+	if i := c.opIndex(id); i >= 0 && !c.ops[i].ending {
+		c.ops[i].ending = true
+		cancel = c.ops[i].cancel
 	}
 	c.mu.Unlock()
 	if cancel != nil {
@@ -392,24 +400,14 @@ func (c *wsConn) stopOp(id string) {
 	}
 }
 
-// opDone forgets the operation id once its goroutine is done with it.
-func (c *wsConn) opDone(id string) {
-	c.mu.Lock()
+// opIndex is the index of the operation id in ops, or -1. Called with mu held.
+func (c *wsConn) opIndex(id string) int {
 	for i, op := range c.ops {
 		if op.id == id {
-			op.cancel()
-			last := len(c.ops) - 1
-			c.ops[i] = c.ops[last]
-			c.ops[last] = wsOp{}
-			c.ops = c.ops[:last]
-			break
+			return i
 		}
 	}
-	if len(c.ops) == 0 {
-		c.ops = nil // let go of the backing array
-	}
-	c.mu.Unlock()
-	c.running.Done()
+	return -1
 }
 
 // wsRun is one operation. Its setup (decoding, validation, the resolver
@@ -438,7 +436,7 @@ func (o *wsRun) begin() {
 			o.fail(p)
 		}
 		if !streaming {
-			o.c.opDone(o.id)
+			o.end()
 		}
 	}()
 	if o.dispatch() {
@@ -447,8 +445,7 @@ func (o *wsRun) begin() {
 	}
 }
 
-// stream sends the operation's results until there are no more, then
-// completes it.
+// stream sends the operation's results until there are no more.
 func (o *wsRun) stream() {
 	defer o.finish()
 	for {
@@ -466,10 +463,40 @@ func (o *wsRun) stream() {
 func (o *wsRun) finish() {
 	if p := recover(); p != nil {
 		o.fail(p)
-	} else if !o.broken {
-		o.c.complete(o.id)
 	}
-	o.c.opDone(o.id)
+	o.end()
+}
+
+// end completes the operation (unless the connection is ending or broken)
+// and forgets it.
+func (o *wsRun) end() {
+	c := o.c
+	c.mu.Lock()
+	i := c.opIndex(o.id)
+	if i >= 0 {
+		c.ops[i].ending = true
+	}
+	complete := !c.ending && !o.broken
+	c.mu.Unlock()
+	if complete {
+		_ = c.send(appendEnvelope(nil, "complete", o.id, nil))
+	}
+	c.mu.Lock()
+	if i = c.opIndex(o.id); i >= 0 {
+		c.ops[i].cancel()
+		last := len(c.ops) - 1
+		c.ops[i] = c.ops[last]
+		c.ops[last] = wsOp{}
+		c.ops = c.ops[:last]
+	}
+	if len(c.ops) == 0 {
+		c.ops = nil // let go of the backing array
+	}
+	if c.opGone != nil {
+		c.opGone.Broadcast()
+	}
+	c.mu.Unlock()
+	c.running.Done()
 }
 
 // dispatch reads, validates and starts the operation; false means it was
@@ -484,7 +511,6 @@ func (o *wsRun) dispatch() bool {
 		metrics.CountError(domain.BadUserInput)
 		logging.RequestFrom(ctx).AddErrorCode(domain.BadUserInput)
 		c.sendErrors(o.id, gqlerror.List{badInput("bad %s payload: %s", c.subscribeType(), err)})
-		c.complete(o.id)
 		return false
 	}
 	params.ReadTime = graphql.TraceTiming{Start: o.start, End: graphql.Now()}
@@ -496,7 +522,6 @@ func (o *wsRun) dispatch() bool {
 		} else {
 			_ = c.sendResponse(o.id, resp)
 		}
-		c.complete(o.id)
 		return false
 	}
 	o.ctx = graphql.WithOperationContext(ctx, rc)
@@ -505,7 +530,7 @@ func (o *wsRun) dispatch() bool {
 }
 
 // fail answers a panic of the operation with an error message, as gqlgen's
-// executor does one in a resolver, and completes it.
+// executor does one in a resolver.
 func (o *wsRun) fail(p any) {
 	ctx := o.ctx
 	var gqlErr *gqlerror.Error
@@ -519,7 +544,6 @@ func (o *wsRun) fail(p any) {
 		gqlErr = &gqlerror.Error{Message: "internal error", Extensions: map[string]any{"code": domain.Internal}}
 	}
 	o.c.sendErrors(o.id, gqlerror.List{gqlErr})
-	o.c.complete(o.id)
 }
 
 func (c *wsConn) subscribeType() string {
@@ -550,17 +574,6 @@ func (c *wsConn) sendErrors(id string, errs gqlerror.List) {
 		b = []byte(`[{"message":"internal error","extensions":{"code":"INTERNAL"}}]`)
 	}
 	_ = c.send(appendEnvelope(nil, "error", id, b))
-}
-
-// complete tells the client the operation id is over, unless the whole
-// connection is.
-func (c *wsConn) complete(id string) {
-	c.mu.Lock()
-	ending := c.ending
-	c.mu.Unlock()
-	if !ending {
-		_ = c.send(appendEnvelope(nil, "complete", id, nil))
-	}
 }
 
 // send writes one message within the write timeout; a client that does not
@@ -640,16 +653,25 @@ func (c *wsConn) refuse(code int, reason string) bool {
 // close ends the operations and closes the socket with code and reason,
 // waiting (boundedly) for the client to answer the close.
 func (c *wsConn) close(code int, reason string) {
+	c.stopAll()
+	_ = c.ws.Close(coderws.StatusCode(code), shortReason(reason))
+}
+
+// stopAll marks the connection as ending, stops its timer and cancels its
+// operations.
+func (c *wsConn) stopAll() {
 	c.mu.Lock()
 	c.ending = true
 	c.timer.Stop()
 	ops := c.ops
 	c.ops = nil
+	if c.opGone != nil {
+		c.opGone.Broadcast()
+	}
 	c.mu.Unlock()
 	for _, op := range ops {
 		op.cancel()
 	}
-	_ = c.ws.Close(coderws.StatusCode(code), shortReason(reason))
 }
 
 // appendEnvelope appends the message {"id":id,"type":typ,"payload":payload}

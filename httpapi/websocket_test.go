@@ -205,3 +205,28 @@ func TestWebSocketGoroutinesPerSubscriber(t *testing.T) {
 	// lower than base plus two per subscriber, never higher once settled.
 	settleGoroutines(t, base+2*n)
 }
+
+// An id is the client's again once its operation is done or stopped, even
+// when the client does not wait for the complete: only an id still running
+// is a duplicate (4409, tested above).
+func TestWebSocketReusesAnIdOnceDone(t *testing.T) {
+	e := newEnv(t, nil)
+	c, _, err := dialWS(t, e, "graphql-transport-ws", nil)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	c.send(wsMsg{Type: "connection_init"})
+	c.expect("connection_ack", "")
+	for range 20 {
+		c.send(wsMsg{ID: "r", Type: "subscribe", Payload: payload(`subscription { hold }`)})
+		c.expect("next", "r")
+		c.send(wsMsg{ID: "r", Type: "complete"})
+		c.send(wsMsg{ID: "r", Type: "subscribe", Payload: payload(`subscription { ticks(count: 1) }`)})
+		c.expect("complete", "r") // the stopped one's
+		c.expect("next", "r")
+		c.expect("complete", "r")
+		c.send(wsMsg{ID: "r", Type: "subscribe", Payload: payload(`{ hello }`)})
+		c.expect("next", "r")
+		c.expect("complete", "r")
+	}
+}

@@ -230,3 +230,22 @@ func TestWebSocketReusesAnIdOnceDone(t *testing.T) {
 		c.expect("complete", "r")
 	}
 }
+
+// A message over MaxBodyBytes closes the connection with 1009 (message too
+// big) before it is read whole.
+func TestWebSocketReadLimit(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.MaxBodyBytes = 1024 })
+	c, _, err := dialWS(t, e, "graphql-transport-ws", nil)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	c.send(wsMsg{Type: "connection_init"})
+	c.expect("connection_ack", "")
+	c.send(wsMsg{ID: "1", Type: "subscribe", Payload: payload(`{ hello }`)})
+	c.expect("next", "1")
+	c.expect("complete", "1")
+	c.send(wsMsg{ID: "2", Type: "subscribe", Payload: payload(`{ hello ` + strings.Repeat("# padding\n", 200) + `}`)})
+	if code, _, msgs := c.closedWith(); code != websocket.CloseMessageTooBig {
+		t.Fatalf("closed with %d after %v, want %d", code, msgs, websocket.CloseMessageTooBig)
+	}
+}

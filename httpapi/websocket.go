@@ -427,8 +427,9 @@ type wsRun struct {
 	broken bool
 }
 
-// begin dispatches the operation and, unless it was refused, leaves its
-// results to stream.
+// begin dispatches the operation and sends its first result (a
+// subscription's snapshot), then leaves the rest to stream: that goroutine
+// starts waiting at once, and never needs more stack than a small start.
 func (o *wsRun) begin() {
 	streaming := false
 	defer func() {
@@ -439,7 +440,7 @@ func (o *wsRun) begin() {
 			o.end()
 		}
 	}()
-	if o.dispatch() {
+	if o.dispatch() && o.next() {
 		streaming = true
 		go o.stream()
 	}
@@ -448,16 +449,22 @@ func (o *wsRun) begin() {
 // stream sends the operation's results until there are no more.
 func (o *wsRun) stream() {
 	defer o.finish()
-	for {
-		resp := o.responses(o.ctx)
-		if resp == nil {
-			return
-		}
-		if o.c.sendResponse(o.id, resp) != nil {
-			o.broken = true
-			return
-		}
+	for o.next() {
 	}
+}
+
+// next sends the operation's next result; false when there are no more or
+// the send failed.
+func (o *wsRun) next() bool {
+	resp := o.responses(o.ctx)
+	if resp == nil {
+		return false
+	}
+	if o.c.sendResponse(o.id, resp) != nil {
+		o.broken = true
+		return false
+	}
+	return true
 }
 
 func (o *wsRun) finish() {

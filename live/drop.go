@@ -372,15 +372,17 @@ func (h *Hub) nextBatch(t *dropTopic, now time.Time) {
 		h.schedule(t, now.Add(batchGap))
 		return
 	}
-	end := min(len(t.round), t.turn+h.opts.FlushBatch)
+	// A batch is FlushBatch subscribers woken: those that have the state
+	// already cost nothing, and do not count.
 	clear(t.batch)
 	t.batch = t.batch[:0]
-	for _, s := range t.round[t.turn:end] {
+	for t.turn < len(t.round) && len(t.batch) < h.opts.FlushBatch {
+		s := t.round[t.turn]
+		t.turn++
 		if h.flushTo(t, s) {
 			t.batch = append(t.batch, s)
 		}
 	}
-	t.turn = end
 	h.batchFree = now.Add(batchGap)
 	if t.turn < len(t.round) {
 		t.batchBy = now.Add(batchPatience)

@@ -1007,6 +1007,37 @@ func TestStockHandedOutInBatches(t *testing.T) {
 	assertEmpty(t, h)
 }
 
+// A batch is FlushBatch subscribers woken: those that have the newest state
+// already are passed over without counting, so a round in which few need it
+// (the round after one the state moved in) takes as few batches as they fill.
+func TestRoundPassesOverSubscribersUpToDate(t *testing.T) {
+	h, _ := newTestHub(t, Options{StockInterval: time.Millisecond, FlushBatch: 2})
+	subs := make([]*Sub[*DropUpdate], 20)
+	for i := range subs {
+		s, err := h.SubscribeDrop(context.Background(), 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		subs[i] = s
+		next(t, s)
+	}
+	h.lock()
+	topic := h.drops[1]
+	topic.seq++ // a newer state, which all but the first have already
+	for _, s := range subs[1:] {
+		s.sentSeq = topic.seq
+	}
+	h.flushDrop(topic, time.Now())
+	inRound, turn, behind := topic.inRound, topic.turn, len(subs[0].out)
+	h.unlock()
+	if inRound {
+		t.Fatalf("the round is at %d of %d after its first batch: the subscribers up to date counted", turn, len(subs))
+	}
+	if behind != 1 {
+		t.Fatal("the subscriber behind was not handed the newest state")
+	}
+}
+
 // Once a round has served everyone and the state did not move meanwhile,
 // nothing is left scheduled: an idle drop costs the flusher nothing.
 func TestRoundLeavesNothingScheduled(t *testing.T) {

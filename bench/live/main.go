@@ -354,8 +354,13 @@ func (b *bench) serverGauge(ctx context.Context, series string) float64 {
 // stampede sends the buyers at the drop while every subscriber listens.
 func (b *bench) stampede(ctx context.Context) error {
 	progress("stampede: %d buyers at %d units", len(b.buyers), b.o.stock)
+	conns, err := gql.DialAll(ctx, b.server.URL+"/query", b.o.conns)
+	if err != nil {
+		return err
+	}
+	defer gql.CloseAll(conns)
 	b.cpuStart = readCPU(b.server.PID())
-	answers := stampede.Run(ctx, b.client, b.buyers, b.dropGID, "live-", stampede.Each(len(b.buyers)), b.o.conns)
+	answers := stampede.Run(ctx, conns, b.buyers, b.dropGID, "live-", stampede.Each(len(b.buyers)))
 	if err := ctx.Err(); err != nil {
 		return err
 	}

@@ -266,17 +266,21 @@ func (b *bench) cleanup() error {
 	return errors.Join(errs...)
 }
 
-// warm opens every connection and sends a few authenticated reads through
-// them before the clock starts, so a round measures orders, not handshakes
-// or cold caches.
-func (b *bench) warm(ctx context.Context) error {
-	errs := make(chan error, b.o.conns)
-	for w := range b.o.conns {
+// warm opens the round's connections, one for each worker, and sends a few
+// authenticated reads through each before the clock starts, so a round
+// measures orders, not handshakes or cold caches.
+func (b *bench) warm(ctx context.Context) ([]*gql.Conn, error) {
+	conns, err := gql.DialAll(ctx, b.server.URL+"/query", b.o.conns)
+	if err != nil {
+		return nil, err
+	}
+	errs := make(chan error, len(conns))
+	for w, c := range conns {
 		go func() {
 			var err error
 			for i := range 3 {
 				by := b.buyers[(w*3+i)%len(b.buyers)]
-				if e := b.client.Do(ctx, by.Token, `{ viewer { id } }`, nil, nil); e != nil && err == nil {
+				if e := c.Do(ctx, by.Token, `{ viewer { id } }`, nil, nil); e != nil && err == nil {
 					err = fmt.Errorf("warm-up query: %w", e)
 				}
 			}
@@ -284,10 +288,14 @@ func (b *bench) warm(ctx context.Context) error {
 		}()
 	}
 	var all []error
-	for range b.o.conns {
+	for range conns {
 		all = append(all, <-errs)
 	}
-	return errors.Join(all...)
+	if err := errors.Join(all...); err != nil {
+		gql.CloseAll(conns)
+		return nil, err
+	}
+	return conns, nil
 }
 
 func (b *bench) graphqlRound(ctx context.Context, r int, rng *mrand.Rand) (roundFigures, error) {
@@ -295,13 +303,15 @@ func (b *bench) graphqlRound(ctx context.Context, r int, rng *mrand.Rand) (round
 	if err != nil {
 		return roundFigures{}, err
 	}
-	if err := b.warm(ctx); err != nil {
+	conns, err := b.warm(ctx)
+	if err != nil {
 		return roundFigures{}, err
 	}
+	defer gql.CloseAll(conns)
 	jobs := stampede.Plan(len(b.buyers), b.o.retryPercent, rng)
 	metricsBefore := scrapeCounters(ctx, b.server.URL)
 	before := b.sampleCPU(ctx, b.server.PID())
-	answers := stampede.Run(ctx, b.client, b.buyers, dropGID, fmt.Sprintf("r%d-", r), jobs, b.o.conns)
+	answers := stampede.Run(ctx, conns, b.buyers, dropGID, fmt.Sprintf("r%d-", r), jobs)
 	cpu, cpuOK := b.sampleCPU(ctx, b.server.PID()).since(before)
 	serverCounters := scrapeCounters(ctx, b.server.URL).delta(metricsBefore)
 	if ctx.Err() != nil {

@@ -14,6 +14,11 @@ import (
 	"time"
 )
 
+// Doer sends GraphQL operations: a Client, or a Conn.
+type Doer interface {
+	Do(ctx context.Context, token, query string, vars any, out any) error
+}
+
 // Client posts GraphQL operations to one endpoint.
 type Client struct {
 	URL  string
@@ -62,7 +67,7 @@ func CodeOf(err error) string {
 
 type request struct {
 	Query     string         `json:"query"`
-	Variables map[string]any `json:"variables,omitempty"`
+	Variables any    `json:"variables,omitempty"`
 }
 
 type answer struct {
@@ -79,10 +84,10 @@ type answer struct {
 // and decodes the answer's data into out. An answer with errors returns the
 // first as *Error; a transport failure or an answer that is not GraphQL
 // returns a plain error.
-func (c *Client) Do(ctx context.Context, token, query string, vars map[string]any, out any) error {
-	body, err := json.Marshal(request{Query: query, Variables: vars})
+func (c *Client) Do(ctx context.Context, token, query string, vars any, out any) error {
+	body, err := encodeRequest(query, vars)
 	if err != nil {
-		return fmt.Errorf("graphql: encode request: %w", err)
+		return err
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.URL, bytes.NewReader(body))
 	if err != nil {
@@ -102,16 +107,30 @@ func (c *Client) Do(ctx context.Context, token, query string, vars map[string]an
 	if err != nil {
 		return fmt.Errorf("graphql: read answer (HTTP %d): %w", resp.StatusCode, err)
 	}
+	return decodeAnswer(resp.StatusCode, raw, out)
+}
+
+// encodeRequest is a GraphQL-over-HTTP request body.
+func encodeRequest(query string, vars any) ([]byte, error) {
+	body, err := json.Marshal(request{Query: query, Variables: vars})
+	if err != nil {
+		return nil, fmt.Errorf("graphql: encode request: %w", err)
+	}
+	return body, nil
+}
+
+// decodeAnswer reads a GraphQL answer with HTTP status into out, or its first error.
+func decodeAnswer(status int, raw []byte, out any) error {
 	var a answer
 	if err := json.Unmarshal(raw, &a); err != nil {
-		return fmt.Errorf("graphql: answer is not GraphQL (HTTP %d): %.200q", resp.StatusCode, raw)
+		return fmt.Errorf("graphql: answer is not GraphQL (HTTP %d): %.200q", status, raw)
 	}
 	if len(a.Errors) > 0 {
 		e := a.Errors[0]
-		return &Error{Message: e.Message, Code: e.Extensions.Code, Status: resp.StatusCode}
+		return &Error{Message: e.Message, Code: e.Extensions.Code, Status: status}
 	}
 	if len(a.Data) == 0 || string(a.Data) == "null" {
-		return fmt.Errorf("graphql: answer has neither data nor errors (HTTP %d)", resp.StatusCode)
+		return fmt.Errorf("graphql: answer has neither data nor errors (HTTP %d)", status)
 	}
 	if out != nil {
 		if err := json.Unmarshal(a.Data, out); err != nil {

@@ -13,7 +13,10 @@ import (
 
 func TestDo(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var req request
+		var req struct {
+			Query     string
+			Variables map[string]any
+		}
 		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
 			t.Errorf("server: bad body: %v", err)
 		}

@@ -98,11 +98,21 @@ const placeOrderMutation = `mutation Place($input: PlaceOrderInput!) {
   placeOrder(input: $input) { id status }
 }`
 
+type placeOrderVars struct {
+	Input placeOrderInput `json:"input"`
+}
+
+type placeOrderInput struct {
+	DropID   string `json:"dropId"`
+	Quantity int    `json:"quantity"`
+	Key      string `json:"idempotencyKey"`
+}
+
 // PlaceOrder sends the buyer's order of one unit with the idempotency key and
 // classifies the answer: Ordered (a PENDING_PAYMENT order), SoldOut, or
 // Failed with the error code (or the transport failure). buyer is the
 // buyer's index, recorded in the answer with retry.
-func PlaceOrder(ctx context.Context, c *gql.Client, b sandbox.Buyer, buyer int, dropGID, key string, retry bool) measure.Answer {
+func PlaceOrder(ctx context.Context, c gql.Doer, b sandbox.Buyer, buyer int, dropGID, key string, retry bool) measure.Answer {
 	var out struct {
 		PlaceOrder struct {
 			ID     string `json:"id"`
@@ -110,9 +120,7 @@ func PlaceOrder(ctx context.Context, c *gql.Client, b sandbox.Buyer, buyer int, 
 		} `json:"placeOrder"`
 	}
 	a := measure.Answer{Buyer: buyer, Retry: retry, Sent: time.Now()}
-	err := c.Do(ctx, b.Token, placeOrderMutation, map[string]any{
-		"input": map[string]any{"dropId": dropGID, "quantity": 1, "idempotencyKey": key},
-	}, &out)
+	err := c.Do(ctx, b.Token, placeOrderMutation, placeOrderVars{Input: placeOrderInput{DropID: dropGID, Quantity: 1, Key: key}}, &out)
 	a.Done = time.Now()
 	switch code := gql.CodeOf(err); {
 	case err == nil && out.PlaceOrder.ID == "":

@@ -67,19 +67,18 @@ func Plan(buyers, retryPercent int, rng *rand.Rand) []Job {
 	return jobs
 }
 
-// Run sends the jobs' orders of one unit at the drop from conns workers,
-// each buyer's idempotency key keyPrefix and its handle, and returns every
-// answer. A cancelled ctx stops the workers before their next job.
-func Run(ctx context.Context, client *gql.Client, buyers []sandbox.Buyer, dropGID, keyPrefix string,
-	jobs []Job, conns int) []measure.Answer {
+// Run sends the jobs' orders of one unit at the drop from one worker per
+// connection, each buyer's idempotency key keyPrefix and its handle, and
+// returns every answer. A cancelled ctx stops the workers before their next job.
+func Run(ctx context.Context, conns []*gql.Conn, buyers []sandbox.Buyer, dropGID, keyPrefix string, jobs []Job) []measure.Answer {
 	queue := make(chan Job, len(jobs))
 	for _, j := range jobs {
 		queue <- j
 	}
 	close(queue)
-	results := make([][]measure.Answer, conns)
+	results := make([][]measure.Answer, len(conns))
 	var wg sync.WaitGroup
-	for w := range conns {
+	for w, client := range conns {
 		wg.Go(func() {
 			for j := range queue {
 				if ctx.Err() != nil {

@@ -93,8 +93,11 @@ func TestRunSendsEveryJob(t *testing.T) {
 		w.Write([]byte(`{"data":{"placeOrder":{"id":"T3JkZXI6MQ","status":"PENDING_PAYMENT"}}}`))
 	}))
 	defer srv.Close()
-	c := gql.New(srv.URL, 4)
-	defer c.Close()
+	conns, err := gql.DialAll(context.Background(), srv.URL, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gql.CloseAll(conns)
 	buyers := make([]sandbox.Buyer, 5)
 	for i := range buyers {
 		h := "buyer_" + strconv.Itoa(i)
@@ -102,7 +105,7 @@ func TestRunSendsEveryJob(t *testing.T) {
 	}
 	jobs := []Job{{Buyer: 0}, {Buyer: 1, Kind: Twin}, {Buyer: 1, Kind: Twin, Second: true}, {Buyer: 2, Kind: After}, {Buyer: 3}, {Buyer: 4}}
 
-	answers := Run(context.Background(), c, buyers, "RHJvcDox", "r1-", jobs, 3)
+	answers := Run(context.Background(), conns, buyers, "RHJvcDox", "r1-", jobs)
 	if len(answers) != 7 {
 		t.Fatalf("%d answers, want 7 (one a job, two for the After job)", len(answers))
 	}
@@ -127,7 +130,7 @@ func TestRunSendsEveryJob(t *testing.T) {
 	// A cancelled context sends nothing more.
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if got := Run(ctx, c, buyers, "RHJvcDox", "r2-", Each(len(buyers)), 2); len(got) != 0 {
+	if got := Run(ctx, conns[:2], buyers, "RHJvcDox", "r2-", Each(len(buyers))); len(got) != 0 {
 		t.Errorf("%d answers after cancel, want 0", len(got))
 	}
 }

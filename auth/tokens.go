@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	lru "github.com/hashicorp/golang-lru/v2"
 
 	"livedrops/domain"
 )
@@ -20,6 +21,20 @@ type Tokens struct {
 	ttl    time.Duration
 	now    func() time.Time
 	parser *jwt.Parser
+	// verified remembers tokens whose signature and claims Parse checked,
+	// with their viewer and expiry: a session sends the same token with every
+	// request, and decoding and checking it again is a tenth of the work of
+	// answering a SOLD_OUT.
+	verified *lru.Cache[string, verifiedToken]
+}
+
+// verifiedTokens bounds the tokens Parse remembers (the least recently used
+// go first): some 20 MiB at most.
+const verifiedTokens = 1 << 16
+
+type verifiedToken struct {
+	viewer  domain.Viewer
+	expires time.Time
 }
 
 // claims are what a token says: the standard ones plus the user's handle,
@@ -35,7 +50,12 @@ func NewTokens(secret []byte, ttl time.Duration, now func() time.Time) *Tokens {
 	if now == nil {
 		now = time.Now
 	}
+	verified, err := lru.New[string, verifiedToken](verifiedTokens)
+	if err != nil {
+		panic(err) // only for a size below 1
+	}
 	return &Tokens{
+		verified: verified,
 		secret: secret,
 		ttl:    ttl,
 		now:    now,
@@ -72,6 +92,13 @@ func (t *Tokens) Issue(u *domain.User) (token string, expiresAt time.Time, err e
 // Parse verifies token and returns its viewer. Any token that is not one we
 // signed, still valid, is UNAUTHENTICATED.
 func (t *Tokens) Parse(token string) (*domain.Viewer, error) {
+	if v, ok := t.verified.Get(token); ok {
+		if t.now().Before(v.expires) {
+			viewer := v.viewer
+			return &viewer, nil
+		}
+		t.verified.Remove(token) // expired: the full check below says so
+	}
 	var c claims
 	if _, err := t.parser.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return t.secret, nil }); err != nil {
 		if errors.Is(err, jwt.ErrTokenExpired) {
@@ -83,5 +110,7 @@ func (t *Tokens) Parse(token string) (*domain.Viewer, error) {
 	if err != nil || id <= 0 {
 		return nil, domain.Errorf(domain.Unauthenticated, "invalid token")
 	}
-	return &domain.Viewer{UserID: id, Handle: c.Handle}, nil
+	viewer := domain.Viewer{UserID: id, Handle: c.Handle}
+	t.verified.Add(token, verifiedToken{viewer: viewer, expires: c.ExpiresAt.Time})
+	return &viewer, nil
 }

@@ -202,3 +202,36 @@ func TestViewerFromAuthorization(t *testing.T) {
 		t.Fatalf("bad header: %v", err)
 	}
 }
+
+// A verified token is remembered, so the next request skips decoding it,
+// but only until it expires; a refused token is never remembered.
+func TestParseRemembersVerifiedTokensUntilTheyExpire(t *testing.T) {
+	clk := &clock{t0}
+	tokens := NewTokens(secret, time.Hour, clk.now)
+	token, _, err := tokens.Issue(alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tokens.Parse(tamper(t, token)); err == nil {
+		t.Fatal("a tampered token was accepted")
+	}
+	if tokens.verified.Len() != 0 {
+		t.Fatalf("%d tokens remembered after a refusal", tokens.verified.Len())
+	}
+	for _, at := range []time.Duration{0, time.Hour - time.Second} {
+		clk.t = t0.Add(at)
+		if v, err := tokens.Parse(token); err != nil || v.UserID != 42 {
+			t.Fatalf("at +%s: %+v %v", at, v, err)
+		}
+	}
+	if tokens.verified.Len() != 1 {
+		t.Fatalf("%d tokens remembered, want 1", tokens.verified.Len())
+	}
+	clk.t = t0.Add(time.Hour + time.Second)
+	if v, err := tokens.Parse(token); err == nil || err.Error() != "your session has expired; log in again" {
+		t.Fatalf("a remembered token after its expiry: %+v %v", v, err)
+	}
+	if tokens.verified.Len() != 0 {
+		t.Fatal("an expired token is still remembered")
+	}
+}

@@ -56,9 +56,9 @@ func NewTokens(secret []byte, ttl time.Duration, now func() time.Time) *Tokens {
 	}
 	return &Tokens{
 		verified: verified,
-		secret: secret,
-		ttl:    ttl,
-		now:    now,
+		secret:   secret,
+		ttl:      ttl,
+		now:      now,
 		parser: jwt.NewParser(
 			// Pinned: a token must never choose its own algorithm ("none", or RS256 with our secret as a public key).
 			jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),

@@ -66,7 +66,7 @@ func CodeOf(err error) string {
 }
 
 type request struct {
-	Query     string         `json:"query"`
+	Query     string `json:"query"`
 	Variables any    `json:"variables,omitempty"`
 }
 

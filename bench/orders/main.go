@@ -24,6 +24,7 @@ import (
 	"net/url"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -56,7 +57,11 @@ type options struct {
 	conns        int
 	rounds       int
 	seed         uint64
+	procs        int
 }
+
+// loadHeapLimit is the heap this load process grows to before it collects.
+const loadHeapLimit = 1 << 30
 
 func main() {
 	var o options
@@ -70,7 +75,18 @@ func main() {
 	flag.IntVar(&o.conns, "conns", 64, "concurrent connections, to the server and to PostgreSQL for the raw ceiling")
 	flag.IntVar(&o.rounds, "rounds", 3, "rounds, each on a fresh drop")
 	flag.Uint64Var(&o.seed, "seed", 0, "seed of the buyers' order and of who retries (0: random)")
+	// The load stands in for buyers on machines of their own: on one P it
+	// takes at most one of the cores it shares with the server (it needs a
+	// fifth of one), instead of contending for both.
+	flag.IntVar(&o.procs, "procs", 1, "GOMAXPROCS of this load process (0: Go's default)")
 	flag.Parse()
+	if o.procs > 0 {
+		runtime.GOMAXPROCS(o.procs)
+	}
+	// Nor does it stop to collect garbage while it times answers: its heap
+	// is collected only past loadHeapLimit (a round's answers take a few MiB).
+	debug.SetGCPercent(-1)
+	debug.SetMemoryLimit(loadHeapLimit)
 	if o.seed == 0 {
 		o.seed = mrand.Uint64()
 	}
@@ -220,6 +236,7 @@ func (b *bench) header() {
 		o.buyers, o.stock, o.perUserLimit, o.retryPercent)
 	b.printf("           send the same request again with the same key (half concurrently, half right after);\n")
 	b.printf("           %d keep-alive HTTP connections; %d rounds, a fresh drop each; seed %d\n", o.conns, o.rounds, o.seed)
+	b.printf("           this load process runs on GOMAXPROCS=%d (it stands in for buyers on other machines)\n", runtime.GOMAXPROCS(0))
 	b.printf("raw        ceiling: UPDATE inventory ... WHERE available >= 1 + INSERT INTO orders in one transaction,\n")
 	b.printf("           %d attempts from %d PostgreSQL connections against %d units, server stopped\n", o.buyers, o.conns, o.stock)
 	b.printf("accepted   = orders created (PENDING_PAYMENT); accepted/s = accepted / (first request .. last new order answered)\n")

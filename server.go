@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"sync"
 	"syscall"
 	"time"
@@ -46,18 +45,7 @@ import (
 	"livedrops/web"
 )
 
-// gcPercent is the server's GOGC unless the environment sets one. A busy
-// server allocates fast on a small live heap: at Go's default of 100 it
-// collects many times a second, and on a machine of two cores each
-// collection's marking takes one of them, which shows in the tail of every
-// answer's latency. At 400 the heap grows to five times what is live before
-// a collection; GOMEMLIMIT, when set, still holds it under that limit.
-const gcPercent = 400
-
 func main() {
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(gcPercent)
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:]); err != nil {

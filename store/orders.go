@@ -110,6 +110,7 @@ func (db *DB) PlaceOrders(ctx context.Context, dropID int64, batch []NewOrder, a
 		return nil, fmt.Errorf("store: a batch holds 1 to %d orders, not %d", MaxBatch, len(batch))
 	}
 	now := db.now()
+	first := firstOfKeys(batch)
 	var (
 		res   []PlaceResult
 		raced []int // orders whose key a concurrent order took
@@ -126,14 +127,11 @@ func (db *DB) PlaceOrders(ctx context.Context, dropID int64, batch []NewOrder, a
 		if err != nil {
 			return err
 		}
-		seen := make(map[orderKey]bool, len(batch))
 		var fresh []int // the orders to judge: each key's first, in batch order
 		for i, in := range batch {
-			k := orderKey{in.BuyerID, in.IdempotencyKey}
-			if o, ok := existing[k]; ok {
+			if o, ok := existing[orderKey{in.BuyerID, in.IdempotencyKey}]; ok {
 				res[i].Placed = &Placed{Order: o, Existing: true}
-			} else if !seen[k] {
-				seen[k] = true
+			} else if first[i] == i {
 				fresh = append(fresh, i)
 			}
 		}
@@ -205,22 +203,10 @@ func (db *DB) PlaceOrders(ctx context.Context, dropID int64, batch []NewOrder, a
 			res[i] = PlaceResult{Placed: &Placed{Order: o, Existing: true}, Available: -1}
 		}
 	}
-	answerTwins(batch, res)
-	return res, nil
-}
-
-// answerTwins gives each order that repeats an earlier order's buyer and key
-// in the batch that order's answer: its order, as an existing one, or its error.
-func answerTwins(batch []NewOrder, res []PlaceResult) {
-	first := make(map[orderKey]int, len(batch))
-	for i, in := range batch {
-		k := orderKey{in.BuyerID, in.IdempotencyKey}
-		j, ok := first[k]
-		if !ok {
-			first[k] = i
-			continue
-		}
-		if res[i].Placed != nil { // an order that existed before the batch
+	// A twin (an order repeating an earlier one's buyer and key) gets that
+	// order's answer: its order, as an existing one, or its error.
+	for i, j := range first {
+		if j == i || res[i].Placed != nil { // a first, or an order that existed before the batch
 			continue
 		}
 		res[i] = res[j]
@@ -228,6 +214,24 @@ func answerTwins(batch []NewOrder, res []PlaceResult) {
 			res[i].Placed = &Placed{Order: res[j].Order, Existing: true}
 		}
 	}
+	return res, nil
+}
+
+// firstOfKeys returns, for each order of the batch, the index of the batch's
+// first order with its buyer and key: its own index unless it is a twin.
+func firstOfKeys(batch []NewOrder) []int {
+	firstAt := make(map[orderKey]int, len(batch))
+	first := make([]int, len(batch))
+	for i, in := range batch {
+		k := orderKey{in.BuyerID, in.IdempotencyKey}
+		j, ok := firstAt[k]
+		if !ok {
+			j = i
+			firstAt[k] = i
+		}
+		first[i] = j
+	}
+	return first
 }
 
 // orderKey is an order's idempotency: its buyer and key.

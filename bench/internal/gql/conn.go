@@ -2,7 +2,6 @@ package gql
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -72,12 +71,14 @@ func (c *Conn) dial(ctx context.Context) error {
 	return nil
 }
 
-// Close closes the connection.
+// Close closes the connection; the next Do opens another.
 func (c *Conn) Close() error {
 	if c.conn == nil {
 		return nil
 	}
-	return c.conn.Close()
+	err := c.conn.Close()
+	c.conn = nil
+	return err
 }
 
 // Do is Client.Do on this connection. A connection the server closed while
@@ -88,18 +89,13 @@ func (c *Conn) Do(ctx context.Context, token, query string, vars any, out any) e
 	if err != nil {
 		return err
 	}
-	req := &http.Request{
-		Method: http.MethodPost, URL: c.url, Host: c.url.Host, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-		Header: http.Header{"Content-Type": {"application/json"}, "Accept": {"application/json"}},
-		Body:   io.NopCloser(bytes.NewReader(body)), ContentLength: int64(len(body)),
-	}
-	if token != "" {
-		req.Header["Authorization"] = []string{"Bearer " + token}
+	req, err := newRequest(ctx, c.url.String(), token, body)
+	if err != nil {
+		return err
 	}
 	if c.conn == nil || (time.Since(c.used) > idleCheck && c.idleClosed()) {
 		c.Close()
 		if err := c.dial(ctx); err != nil {
-			c.conn = nil
 			return err
 		}
 	}
@@ -111,7 +107,6 @@ func (c *Conn) Do(ctx context.Context, token, query string, vars any, out any) e
 	status, raw, keep, err := c.roundTrip(req)
 	if err != nil || !keep {
 		c.Close()
-		c.conn = nil
 	}
 	if err != nil {
 		return err

@@ -89,14 +89,9 @@ func (c *Client) Do(ctx context.Context, token, query string, vars any, out any)
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.URL, bytes.NewReader(body))
+	req, err := newRequest(ctx, c.URL, token, body)
 	if err != nil {
-		return fmt.Errorf("graphql: build request: %w", err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
+		return err
 	}
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
@@ -108,6 +103,21 @@ func (c *Client) Do(ctx context.Context, token, query string, vars any, out any)
 		return fmt.Errorf("graphql: read answer (HTTP %d): %w", resp.StatusCode, err)
 	}
 	return decodeAnswer(resp.StatusCode, raw, out)
+}
+
+// newRequest is the POST of body to url, as the bearer of token when token
+// is not empty.
+func newRequest(ctx context.Context, url, token string, body []byte) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("graphql: build request: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	return req, nil
 }
 
 // encodeRequest is a GraphQL-over-HTTP request body.

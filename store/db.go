@@ -127,12 +127,6 @@ func mapError(err error, attempt string, args ...any) error {
 	return fmt.Errorf("store: "+attempt+": %w", append(args, err)...)
 }
 
-// isUniqueViolation reports whether err is a unique violation of the named constraint.
-func isUniqueViolation(err error, constraint string) bool {
-	var pqErr *pq.Error
-	return errors.As(err, &pqErr) && pqErr.Code == "23505" && pqErr.Constraint == constraint
-}
-
 // Audit is one audit_log row, written in the transaction of the change.
 type Audit struct {
 	Actor     string

@@ -712,29 +712,30 @@ func appendJSONString(b []byte, s string) []byte {
 // maxCloseReason is the most a close frame's reason may hold, in bytes.
 const maxCloseReason = 123
 
-// shortReason cuts reason to what a close frame can carry, at a rune boundary.
+// shortReason cuts reason to what a close frame can carry.
 func shortReason(reason string) string {
-	if len(reason) <= maxCloseReason {
-		return reason
-	}
-	cut := maxCloseReason
-	for cut > 0 && !utf8.RuneStart(reason[cut]) {
-		cut--
-	}
-	return reason[:cut]
+	short, _ := cutAtRune(reason, maxCloseReason)
+	return short
 }
 
 // quoteShort quotes a client-chosen string for a close reason, cut short.
 func quoteShort(s string) string {
-	const max = 40
-	if len(s) > max {
-		cut := max
-		for cut > 0 && !utf8.RuneStart(s[cut]) {
-			cut--
-		}
-		s = s[:cut] + "…"
+	if short, cut := cutAtRune(s, 40); cut {
+		s = short + "…"
 	}
 	return string(appendJSONString(nil, s))
+}
+
+// cutAtRune cuts s to at most max bytes at a rune boundary; cut says whether
+// anything was left out.
+func cutAtRune(s string, max int) (string, bool) {
+	if len(s) <= max {
+		return s, false
+	}
+	for max > 0 && !utf8.RuneStart(s[max]) {
+		max--
+	}
+	return s[:max], true
 }
 
 // aside runs f on a goroutine of its own and waits for it, passing a panic

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"runtime"
 	"strings"
+	"unicode/utf8"
 	"testing"
 	"time"
 
@@ -247,5 +248,21 @@ func TestWebSocketReadLimit(t *testing.T) {
 	c.send(wsMsg{ID: "2", Type: "subscribe", Payload: payload(`{ hello ` + strings.Repeat("# padding\n", 200) + `}`)})
 	if code, _, msgs := c.closedWith(); code != websocket.CloseMessageTooBig {
 		t.Fatalf("closed with %d after %v, want %d", code, msgs, websocket.CloseMessageTooBig)
+	}
+}
+
+func TestCloseReasonsAreCutAtARuneBoundary(t *testing.T) {
+	long := strings.Repeat("é", 100) // 200 bytes, two per rune
+	if got := shortReason(long); len(got) != 122 || !utf8.ValidString(got) {
+		t.Errorf("shortReason kept %d bytes (valid UTF-8: %v), want 122", len(got), utf8.ValidString(got))
+	}
+	if got := shortReason("bye"); got != "bye" {
+		t.Errorf("shortReason(%q) = %q", "bye", got)
+	}
+	if got, want := quoteShort(strings.Repeat("x", 39)+"éz"), `"`+strings.Repeat("x", 39)+`…"`; got != want {
+		t.Errorf("quoteShort = %s, want %s", got, want)
+	}
+	if got := quoteShort(`a"b`); got != `"a\"b"` {
+		t.Errorf("quoteShort = %s", got)
 	}
 }

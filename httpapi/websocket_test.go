@@ -7,9 +7,9 @@ import (
 	"net/http"
 	"runtime"
 	"strings"
-	"unicode/utf8"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 )

@@ -61,6 +61,11 @@ type Loaders struct {
 	// ViewerFollows says whether the context's viewer follows each creator id
 	// (false for an anonymous viewer).
 	ViewerFollows *dataloader.Loader[int64, bool]
+	// Orders are read by id with their seller, whoever asks: callers check
+	// that the viewer may see them.
+	Orders *dataloader.Loader[int64, *store.OrderWithSeller]
+	// Connections are the pages of nested lists (pages.go).
+	Connections
 }
 
 // New returns fresh loaders reading db through c (nil c: no Redis).
@@ -82,6 +87,8 @@ func New(db *store.DB, c *cache.Cache, opts ...Option) *Loaders {
 		Stocks:         direct(set, db.StocksByDropIDs, func(s *domain.Stock) int64 { return s.DropID }),
 		PaymentByOrder: direct(set, db.PaymentsByOrderIDs, func(p *domain.Payment) int64 { return p.OrderID }),
 		Notifications:  direct(set, db.NotificationsByIDs, func(n *domain.Notification) int64 { return n.ID }),
+		Orders:         direct(set, db.OrdersWithSellers, func(o *store.OrderWithSeller) int64 { return o.ID }),
+		Connections:    newConnections(set, db),
 	}
 	l.CreatorByUser = newLoader(set, func(ctx context.Context, userIDs []int64) (map[int64]*domain.Creator, error) {
 		return creatorsByUser(ctx, db, c, l.Creators, userIDs)

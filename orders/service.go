@@ -334,10 +334,16 @@ func (s *Service) OrderFor(ctx context.Context, viewerUserID, orderID int64) (*d
 	if err != nil {
 		return nil, err
 	}
-	if viewerUserID == 0 || (viewerUserID != o.BuyerID && viewerUserID != sellerUserID) {
+	if !MaySee(viewerUserID, o.BuyerID, sellerUserID) {
 		return nil, domain.Errorf(domain.Forbidden, "only the buyer and the seller can see this order")
 	}
 	return o, nil
+}
+
+// MaySee is who may see an order: its buyer and the creator selling it
+// (sellerUserID is the creator's user); nobody signed out (viewerUserID 0).
+func MaySee(viewerUserID, buyerID, sellerUserID int64) bool {
+	return viewerUserID != 0 && (viewerUserID == buyerID || viewerUserID == sellerUserID)
 }
 
 // OrdersOfBuyer returns a page of the buyer's orders, newest first. The caller

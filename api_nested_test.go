@@ -208,11 +208,6 @@ func TestAPINodesOfOrdersBatched(t *testing.T) {
 		ids[i] = s.mustPlace(t, buyer.token, fmt.Sprint("order-", i), 1).ID
 	}
 	nodes := `query($ids: [ID!]!) { nodes(ids: $ids) { ... on Order { id status } } }`
-	few := app.statements(t, 3, nil, buyer.token, nodes, map[string]any{"ids": ids[:2]})
-	all := app.statements(t, 3, nil, buyer.token, nodes, map[string]any{"ids": ids})
-	if few != all || all > 1 {
-		t.Fatalf("nodes of 2 orders took %d statements and of 8 took %d; want one each", few, all)
-	}
 	seen := func(token string) (visible, null int) {
 		t.Helper()
 		var out struct{ Nodes []*saleOrder }
@@ -243,5 +238,12 @@ func TestAPINodesOfOrdersBatched(t *testing.T) {
 		if v, n := seen(tc.token); v != tc.visible || n != tc.nulls {
 			t.Fatalf("%s sees %d orders and %d nulls, want %d and %d", tc.who, v, n, tc.visible, tc.nulls)
 		}
+	}
+	// The fewest of several runs: the server's background workers (the relay
+	// publishing the orders' events, the sweeper) share the counter.
+	few := app.statements(t, 10, nil, buyer.token, nodes, map[string]any{"ids": ids[:2]})
+	all := app.statements(t, 10, nil, buyer.token, nodes, map[string]any{"ids": ids})
+	if few != 1 || all != 1 {
+		t.Fatalf("nodes of 2 orders took %d statements and of 8 took %d; want one each", few, all)
 	}
 }

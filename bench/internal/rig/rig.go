@@ -53,10 +53,10 @@ func (s Server) CheckBin() error {
 	return nil
 }
 
-// Start runs the server on a free loopback port with box's services, its log
-// in LogDir/<sandbox>.server.log and its data under LogDir/<sandbox>, and
-// returns once it is ready.
-func (s Server) Start(ctx context.Context, box *sandbox.Sandbox) (*serverproc.Server, error) {
+// Start runs the server on a free loopback port with box's services and
+// extra variables (NAME=value), its log in LogDir/<sandbox>.server.log and its
+// data under LogDir/<sandbox>, and returns once it is ready.
+func (s Server) Start(ctx context.Context, box *sandbox.Sandbox, extra ...string) (*serverproc.Server, error) {
 	if err := os.MkdirAll(s.LogDir, 0o755); err != nil {
 		return nil, fmt.Errorf("create log directory: %w", err)
 	}
@@ -69,6 +69,7 @@ func (s Server) Start(ctx context.Context, box *sandbox.Sandbox) (*serverproc.Se
 		"LOG_LEVEL="+s.LogLevel,
 		"DATA_DIR="+filepath.Join(s.LogDir, box.Name),
 	)
+	env = append(env, extra...)
 	logPath := filepath.Join(s.LogDir, box.Name+".server.log")
 	return serverproc.Start(ctx, s.Bin, addr, env, logPath, readyWithin)
 }

@@ -96,6 +96,8 @@ type bench struct {
 	prov   provisioned
 
 	warm, cold, bare *serverproc.Server
+	// bareDir holds the ceiling's answers and log.
+	bareDir string
 	// answers are each shape's expected answer, by shape name.
 	answers map[string][]byte
 	// results[r][s] is round r's figures of shapes[s].
@@ -222,7 +224,8 @@ func (b *bench) probe(ctx context.Context) error {
 		return nil
 	}
 	var err error
-	if b.bare, err = startBare(ctx, filepath.Join(b.o.server.LogDir, b.box.Name+".bare"), b.answers); err != nil {
+	b.bareDir = filepath.Join(b.o.server.LogDir, b.box.Name+".bare")
+	if b.bare, err = startBare(ctx, b.bareDir, b.answers); err != nil {
 		return err
 	}
 	b.printf("bare       pid %d on %s: net/http answering each shape's recorded bytes (the ceiling)\n", b.bare.PID(), strings.TrimPrefix(b.bare.URL, "http://"))
@@ -296,6 +299,11 @@ func (b *bench) cleanup() error {
 			errs = append(errs, err)
 		}
 		*srv = nil
+	}
+	if b.bareDir != "" {
+		if err := os.RemoveAll(b.bareDir); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if b.db != nil {
 		b.db.Close()

@@ -152,11 +152,7 @@ func (b *bench) setup(ctx context.Context) error {
 	if b.box, err = sandbox.New(ctx, sandbox.ServicesFromEnv()); err != nil {
 		return err
 	}
-	if b.db, err = store.Open(ctx, b.box.DatabaseURL); err != nil {
-		return err
-	}
-	b.db.SetMaxOpenConns(2)
-	if err := b.db.Migrate(); err != nil {
+	if b.db, err = b.box.OpenMigrated(ctx, 2); err != nil {
 		return err
 	}
 	started := time.Now()
@@ -323,10 +319,8 @@ func (b *bench) header() {
 	b.printf("reads benchmark (make bench-reads)\n")
 	b.printf("machine    %d CPU cores shared by everything: both servers, the bare ceiling, this load generator,\n", runtime.NumCPU())
 	b.printf("           PostgreSQL, Redis, the Kafka broker and the S3 server. Figures are this machine's, not a capacity claim.\n")
-	if load, err := os.ReadFile("/proc/loadavg"); err == nil {
-		if f := strings.Fields(string(load)); len(f) >= 3 {
-			b.printf("           load average before the run %s %s %s (1/5/15 min): other work on the machine lowers every figure\n", f[0], f[1], f[2])
-		}
+	if load := rig.LoadAverage(); load != "" {
+		b.printf("           load average before the run %s (1/5/15 min): other work on the machine lowers every figure\n", load)
 	}
 	b.printf("load       %d keep-alive HTTP/1.1 connections, each sending its next request when its last is answered;\n", o.conns)
 	b.printf("           per shape, mode and round %s of warm-up then %s measured; %d rounds; GOMAXPROCS=%d\n",

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -109,4 +110,18 @@ func Exit(ctx context.Context, name string, stderr io.Writer, run func(context.C
 		return 1
 	}
 	return verdict()
+}
+
+// LoadAverage is the machine's load average over 1, 5 and 15 minutes as
+// /proc/loadavg gives it ("0.52 0.41 0.30"), "" when it cannot be read.
+func LoadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
 }

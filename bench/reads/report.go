@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -85,7 +84,7 @@ func (m measurement) figures() string {
 	s := fmt.Sprintf("%7.0f reads/s  p50 %6.2f ms  p99 %6.2f ms  cpu %5s µs/read  sql %5s/read  (load %.2f cores)",
 		m.perSecond(), measure.Millis(m.Latency.P50), measure.Millis(m.Latency.P99), cpu, stmts, m.LoadCores)
 	if n := count(m.Failures) + count(m.WarmupFailures); n > 0 {
-		s += fmt.Sprintf("  FAILED %d: %s", n, causes(merge(m.Failures, m.WarmupFailures)))
+		s += fmt.Sprintf("  FAILED %d: %s", n, measure.Causes(merge(m.Failures, m.WarmupFailures), 3))
 	}
 	return s
 }
@@ -234,7 +233,7 @@ func (b *bench) failures() []string {
 			}{{"warm", sr.Warm}, {"cold", sr.Cold}, {"bare", sr.Bare}} {
 				all := merge(m.m.Failures, m.m.WarmupFailures)
 				if n := count(all); n > 0 {
-					out = append(out, fmt.Sprintf("round %d %s %s: %d failed (%s)", r+1, b.shapes[i].Name, m.mode, n, causes(all)))
+					out = append(out, fmt.Sprintf("round %d %s %s: %d failed (%s)", r+1, b.shapes[i].Name, m.mode, n, measure.Causes(all, 3)))
 				}
 			}
 		}
@@ -269,22 +268,4 @@ func count(m map[string]int) int {
 		n += v
 	}
 	return n
-}
-
-// causes names the most frequent failure causes first, at most three.
-func causes(m map[string]int) string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Slice(keys, func(i, j int) bool { return m[keys[i]] > m[keys[j]] || (m[keys[i]] == m[keys[j]] && keys[i] < keys[j]) })
-	var parts []string
-	for i, k := range keys {
-		if i == 3 {
-			parts = append(parts, fmt.Sprintf("and %d more kinds", len(keys)-3))
-			break
-		}
-		parts = append(parts, fmt.Sprintf("%dx %s", m[k], k))
-	}
-	return strings.Join(parts, ", ")
 }

@@ -44,6 +44,8 @@ type options struct {
 	shapes   string
 	procs    int
 	data     dataset
+	// postgraphile is where PostGraphile is installed; "" runs no peer.
+	postgraphile string
 }
 
 func main() {
@@ -66,6 +68,7 @@ func main() {
 	flag.IntVar(&o.data.ProductsPerCreator, "products", 20, "products per creator")
 	flag.IntVar(&o.data.Followers, "followers", 100_000, "followers of the first creator")
 	flag.IntVar(&o.data.LiveDrops, "live-drops", 5, "live drops")
+	flag.StringVar(&o.postgraphile, "postgraphile", "", "run the shapes at PostGraphile 5 too, installed in this directory by scripts/install-postgraphile.sh")
 	flag.Parse()
 	o.data.Stock = 1000
 	if o.procs > 0 {
@@ -96,6 +99,10 @@ type bench struct {
 	prov   provisioned
 
 	warm, cold, bare *serverproc.Server
+	// peer is PostGraphile over the same database, nil without -postgraphile.
+	peer *serverproc.Server
+	// peerAnswers are the peer's expected answers, by shape name.
+	peerAnswers map[string][]byte
 	// bareDir holds the ceiling's answers and log.
 	bareDir string
 	// answers are each shape's expected answer, by shape name.
@@ -166,8 +173,19 @@ func (b *bench) setup(ctx context.Context) error {
 	if b.warm, err = b.startServer(ctx, "warm", "on"); err != nil {
 		return err
 	}
-	b.cold, err = b.startServer(ctx, "cold", "off")
-	return err
+	if b.cold, err = b.startServer(ctx, "cold", "off"); err != nil {
+		return err
+	}
+	if b.o.postgraphile == "" {
+		return nil
+	}
+	started = time.Now()
+	if b.peer, err = startPostGraphile(ctx, b.o.postgraphile, b.box.DatabaseURL, filepath.Join(b.o.server.LogDir, "peer")); err != nil {
+		return err
+	}
+	b.printf("peer       PostGraphile 5 (amber preset) pid %d on %s over the same database, ready in %.1fs; log %s\n",
+		b.peer.PID(), strings.TrimPrefix(b.peer.URL, "http://"), time.Since(started).Seconds(), b.peer.LogPath)
+	return nil
 }
 
 // startServer starts one server with READ_CACHE=readCache, logging under a
@@ -191,21 +209,15 @@ func (b *bench) startServer(ctx context.Context, mode, readCache string) (*serve
 func (b *bench) probe(ctx context.Context) error {
 	b.answers = map[string][]byte{}
 	for _, s := range b.shapes {
-		body := s.body(b.prov)
 		for _, srv := range []struct {
 			mode string
 			proc *serverproc.Server
 		}{{"warm", b.warm}, {"cold", b.cold}} {
-			c, err := gql.Dial(ctx, srv.proc.URL+"/query")
-			if err != nil {
-				return err
-			}
-			status, raw, err := c.Post(ctx, "", body)
-			c.Close()
+			raw, why, err := firstAnswer(ctx, srv.proc.URL+"/query", s, b.o.data, b.prov)
 			if err != nil {
 				return fmt.Errorf("%s, %s server: %w", s.Name, srv.mode, err)
 			}
-			if why := judgeFirst(s, status, raw, b.o.data, b.prov); why != "" {
+			if why != "" {
 				b.setupFailures = append(b.setupFailures, fmt.Sprintf("%s, %s server: %s", s.Name, srv.mode, why))
 				continue
 			}
@@ -214,6 +226,20 @@ func (b *bench) probe(ctx context.Context) error {
 				continue
 			}
 			b.answers[s.Name] = raw
+		}
+	}
+	if b.peer != nil {
+		b.peerAnswers = map[string][]byte{}
+		for _, s := range b.shapes {
+			ps := peerShape(s, b.prov)
+			raw, why, err := firstAnswer(ctx, b.peer.URL+"/graphql", ps, b.o.data, b.prov)
+			if err != nil {
+				return fmt.Errorf("%s, peer: %w", s.Name, err)
+			}
+			if why != "" {
+				b.setupFailures = append(b.setupFailures, fmt.Sprintf("%s, peer: %s", s.Name, why))
+			}
+			b.peerAnswers[s.Name] = raw
 		}
 	}
 	if len(b.setupFailures) > 0 {
@@ -231,22 +257,43 @@ func (b *bench) probe(ctx context.Context) error {
 	return nil
 }
 
-// measureShape runs one shape against the warm server, the cold one and
-// the ceiling, one after the other.
+// firstAnswer sends s once to the endpoint url and judges the answer in full.
+func firstAnswer(ctx context.Context, url string, s shape, d dataset, p provisioned) ([]byte, string, error) {
+	c, err := gql.Dial(ctx, url)
+	if err != nil {
+		return nil, "", err
+	}
+	defer c.Close()
+	status, raw, err := c.Post(ctx, "", s.body(p))
+	if err != nil {
+		return nil, "", err
+	}
+	return raw, judgeFirst(s, status, raw, d, p), nil
+}
+
+// measureShape runs one shape against the warm server, the cold one, the
+// ceiling and the peer if any, one after the other.
 func (b *bench) measureShape(ctx context.Context, s shape) (shapeRound, error) {
-	var sr shapeRound
+	sr := shapeRound{HasPeer: b.peer != nil}
+	body := s.body(b.prov)
+	type run struct {
+		into       *measurement
+		url        string
+		proc       *serverproc.Server
+		sql        bool
+		body, want []byte
+	}
+	runs := []run{
+		{&sr.Warm, b.warm.URL + "/query", b.warm, true, body, b.answers[s.Name]},
+		{&sr.Cold, b.cold.URL + "/query", b.cold, true, body, b.answers[s.Name]},
+		{&sr.Bare, b.bare.URL + "/" + s.Name, b.bare, false, body, b.answers[s.Name]},
+	}
+	if b.peer != nil {
+		runs = append(runs, run{&sr.Peer, b.peer.URL + "/graphql", b.peer, false, peerShape(s, b.prov).body(b.prov), b.peerAnswers[s.Name]})
+	}
 	var err error
-	for _, t := range []struct {
-		into *measurement
-		url  string
-		proc *serverproc.Server
-		sql  bool
-	}{
-		{&sr.Warm, b.warm.URL + "/query", b.warm, true},
-		{&sr.Cold, b.cold.URL + "/query", b.cold, true},
-		{&sr.Bare, b.bare.URL + "/" + s.Name, b.bare, false},
-	} {
-		if *t.into, err = b.measure(ctx, t.url, t.proc, t.sql, s); err != nil {
+	for _, r := range runs {
+		if *r.into, err = b.measure(ctx, r.url, r.proc, r.sql, r.body, r.want); err != nil {
 			return sr, err
 		}
 	}
@@ -255,8 +302,8 @@ func (b *bench) measureShape(ctx context.Context, s shape) (shapeRound, error) {
 
 // measure warms the connections up, then measures one window: the load's
 // answers, the process's CPU and, for a Live Drops server, its SQL statements.
-func (b *bench) measure(ctx context.Context, url string, proc *serverproc.Server, sql bool, s shape) (measurement, error) {
-	l, err := openLoad(ctx, url, b.o.conns, s.body(b.prov), b.answers[s.Name])
+func (b *bench) measure(ctx context.Context, url string, proc *serverproc.Server, sql bool, body, want []byte) (measurement, error) {
+	l, err := openLoad(ctx, url, b.o.conns, body, want)
 	if err != nil {
 		return measurement{}, err
 	}
@@ -296,6 +343,10 @@ func (b *bench) cleanup() error {
 		}
 		*srv = nil
 	}
+	if err := stopPeer(b.peer); err != nil {
+		errs = append(errs, err)
+	}
+	b.peer = nil
 	if b.bareDir != "" {
 		if err := os.RemoveAll(b.bareDir); err != nil {
 			errs = append(errs, err)
@@ -329,5 +380,8 @@ func (b *bench) header() {
 	b.printf("           cold = a second server, side by side on the same database, with READ_CACHE=off\n")
 	b.printf("           (a server that does not know READ_CACHE ignores it: then cold reads like warm);\n")
 	b.printf("           bare = a net/http process answering the same bytes: the ceiling; ratio = reads/s over bare's\n")
+	if o.postgraphile != "" {
+		b.printf("           peer = PostGraphile 5 over the same database, sent each shape as the same read in its schema\n")
+	}
 	b.printf("cpu        server process CPU (/proc/<pid>/stat) per read over the window; statements from livedrops_sql_statements_total\n")
 }

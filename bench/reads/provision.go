@@ -27,6 +27,8 @@ type provisioned struct {
 	DropGID string
 	// BigHandle is the creator with dataset.Followers followers.
 	BigHandle string
+	// DropID and BigCreatorID are the same two as row ids, for the peer.
+	DropID, BigCreatorID int64
 	// Counts of rows written, read back from PostgreSQL.
 	Creators, Products, Media, Follows, BigFollowers, LiveDrops int
 }
@@ -91,17 +93,16 @@ func provision(ctx context.Context, db *sql.DB, d dataset) (provisioned, error) 
 	if _, err := db.ExecContext(ctx, `ANALYZE`); err != nil {
 		return p, fmt.Errorf("provision: analyze: %w", err)
 	}
-	var dropID int64
 	err = db.QueryRowContext(ctx, `SELECT
 			(SELECT count(*) FROM creators), (SELECT count(*) FROM products), (SELECT count(*) FROM media),
 			(SELECT count(*) FROM follows),
 			(SELECT c.follower_count FROM creators c ORDER BY c.id LIMIT 1),
 			(SELECT u.handle FROM creators c JOIN users u ON u.id = c.user_id ORDER BY c.id LIMIT 1),
-			(SELECT count(*) FROM drops WHERE status = 'LIVE'), (SELECT min(id) FROM drops)`).
-		Scan(&p.Creators, &p.Products, &p.Media, &p.Follows, &p.BigFollowers, &p.BigHandle, &p.LiveDrops, &dropID)
+			(SELECT count(*) FROM drops WHERE status = 'LIVE'), (SELECT min(id) FROM drops), (SELECT min(id) FROM creators)`).
+		Scan(&p.Creators, &p.Products, &p.Media, &p.Follows, &p.BigFollowers, &p.BigHandle, &p.LiveDrops, &p.DropID, &p.BigCreatorID)
 	if err != nil {
 		return p, fmt.Errorf("provision: count what was written: %w", err)
 	}
-	p.DropGID = domain.GlobalID(domain.TypeDrop, dropID)
+	p.DropGID = domain.GlobalID(domain.TypeDrop, p.DropID)
 	return p, nil
 }

@@ -236,3 +236,28 @@ func TestJudgeFirst(t *testing.T) {
 		t.Errorf("HTTP 500: %q", why)
 	}
 }
+
+// Every shape has its read in the peer's schema, asking for the dataset's ids.
+func TestPeerReads(t *testing.T) {
+	p := provisioned{DropID: 41, BigCreatorID: 7}
+	for _, s := range shapes {
+		if _, ok := peerReads[s.Name]; !ok {
+			t.Fatalf("no peer read for %s", s.Name)
+		}
+		ps := peerShape(s, p)
+		if ps.Name != s.Name || ps.Vars != nil || ps.Query == s.Query {
+			t.Errorf("peerShape(%s) = %+v", s.Name, ps)
+		}
+	}
+	if q := peerShape(shapes[0], p).Query; !strings.Contains(q, `dropByRowId(rowId: "41")`) {
+		t.Errorf("drop read: %s", q)
+	}
+	if q := peerShape(shapes[3], p).Query; !strings.Contains(q, `creatorByRowId(rowId: "7")`) {
+		t.Errorf("followers read: %s", q)
+	}
+	good := `{"data":{"allCreators":{"edges":[{"node":{"followerCount":"3"}},{"node":{"followerCount":"0"}}]}}}`
+	d := dataset{Creators: 2, Followers: 3}
+	if why := judgeFirst(peerShape(shapes[1], p), 200, []byte(good), d, p); why != "" {
+		t.Errorf("a good peer answer: %s", why)
+	}
+}

@@ -28,9 +28,11 @@ type measurement struct {
 	LoadCores float64
 }
 
-// shapeRound is one shape in one round: the two servers and the ceiling.
+// shapeRound is one shape in one round: the two servers, the ceiling and
+// the peer if any.
 type shapeRound struct {
-	Warm, Cold, Bare measurement
+	Warm, Cold, Bare, Peer measurement
+	HasPeer                bool
 }
 
 // statementsMetric is the server's count of SQL statements sent.
@@ -95,6 +97,9 @@ func (b *bench) printShapeRound(r int, s shape, sr shapeRound) {
 	b.printf("round %d %-9s warm %s\n", r, s.Name, sr.Warm.figures())
 	b.printf("                  cold %s\n", sr.Cold.figures())
 	b.printf("                  bare %s\n", sr.Bare.figures())
+	if sr.HasPeer {
+		b.printf("                  peer %s\n", sr.Peer.figures())
+	}
 }
 
 // stat is a figure's median over rounds and its range.
@@ -140,19 +145,23 @@ func summarize(ms []measurement, bare []measurement) modeSummary {
 
 // shapeSummary is one shape over every round, each mode.
 type shapeSummary struct {
-	Name             string
-	Warm, Cold, Bare modeSummary
+	Name                   string
+	Warm, Cold, Bare, Peer modeSummary
+	HasPeer                bool
 }
 
 // summaries reduces results (rows of rounds, one column per shape).
 func summaries(shapes []shape, results [][]shapeRound) []shapeSummary {
 	out := make([]shapeSummary, len(shapes))
 	for i, s := range shapes {
-		var warm, cold, bare []measurement
+		var warm, cold, bare, peer []measurement
+		hasPeer := false
 		for _, row := range results {
-			warm, cold, bare = append(warm, row[i].Warm), append(cold, row[i].Cold), append(bare, row[i].Bare)
+			warm, cold, bare, peer = append(warm, row[i].Warm), append(cold, row[i].Cold), append(bare, row[i].Bare), append(peer, row[i].Peer)
+			hasPeer = row[i].HasPeer
 		}
-		out[i] = shapeSummary{Name: s.Name, Warm: summarize(warm, bare), Cold: summarize(cold, bare), Bare: summarize(bare, bare)}
+		out[i] = shapeSummary{Name: s.Name, Warm: summarize(warm, bare), Cold: summarize(cold, bare), Bare: summarize(bare, bare),
+			Peer: summarize(peer, bare), HasPeer: hasPeer}
 	}
 	return out
 }
@@ -190,15 +199,20 @@ func summaryRows(ss []shapeSummary, rounds int) []string {
 		fmt.Sprintf("%-9s %-4s %8s %15s %8s %8s %12s %9s %8s", "shape", "mode", "reads/s", "spread", "p50 ms", "p99 ms", "cpu µs/read", "sql/read", "x bare"),
 	}
 	for _, s := range ss {
-		for _, m := range []struct {
+		type row struct {
 			mode string
 			ms   modeSummary
-		}{{"warm", s.Warm}, {"cold", s.Cold}, {"bare", s.Bare}} {
+		}
+		modes := []row{{"warm", s.Warm}, {"cold", s.Cold}, {"bare", s.Bare}}
+		if s.HasPeer {
+			modes = append(modes, row{"peer", s.Peer})
+		}
+		for _, m := range modes {
 			cpu, stmts, ratio := "-", "-", "-"
 			if m.ms.CPUOK {
 				cpu = fmt.Sprintf("%.0f", m.ms.CPU.Median)
 			}
-			if m.ms.StatementsOK && m.mode != "bare" {
+			if m.ms.StatementsOK && (m.mode == "warm" || m.mode == "cold") {
 				stmts = fmt.Sprintf("%.2f", m.ms.Statements.Median)
 			}
 			if m.mode != "bare" {
@@ -230,7 +244,7 @@ func (b *bench) failures() []string {
 			for _, m := range []struct {
 				mode string
 				m    measurement
-			}{{"warm", sr.Warm}, {"cold", sr.Cold}, {"bare", sr.Bare}} {
+			}{{"warm", sr.Warm}, {"cold", sr.Cold}, {"bare", sr.Bare}, {"peer", sr.Peer}} {
 				all := merge(m.m.Failures, m.m.WarmupFailures)
 				if n := count(all); n > 0 {
 					out = append(out, fmt.Sprintf("round %d %s %s: %d failed (%s)", r+1, b.shapes[i].Name, m.mode, n, measure.Causes(all, 3)))

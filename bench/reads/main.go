@@ -5,10 +5,11 @@
 // server twice as processes of their own, side by side on that database:
 // "warm" with its read caches (READ_CACHE=on) and "cold" without
 // (READ_CACHE=off); and boots the ceiling, a bare net/http process answering
-// each shape's recorded bytes. One load process drives each read shape at
-// each of the three over the same keep-alive connections' count, and prints
-// reads/s, latency, the server's CPU and SQL statements per read, and the
-// ratio to the ceiling; the last line is machine-readable.
+// each shape's recorded bytes (and, with -postgraphile, PostGraphile as a
+// peer). One load process drives each read shape at each of them in turn,
+// over the same number of keep-alive connections, and prints reads/s,
+// latency, the server's CPU and SQL statements per read, and the ratio to
+// the ceiling; the last line is machine-readable.
 //
 // Every answer is compared with the first, which was checked in full; it
 // exits 1 when any answer failed or the run broke.

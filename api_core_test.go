@@ -1069,6 +1069,7 @@ func TestAPIMetricsAndErrorHygiene(t *testing.T) {
 		`livedrops_cache_hits_total{kind="product"}`,
 		`livedrops_cache_misses_total{kind="product"}`,
 		`livedrops_http_requests_total{route="/query",status="200"}`,
+		"livedrops_sql_statements_total ",
 	} {
 		if !bytes.Contains(metricsText, []byte(want)) {
 			t.Errorf("/metrics lacks %s", want)
@@ -1110,6 +1111,40 @@ func TestAPIMetricsAndErrorHygiene(t *testing.T) {
 	}
 	if len(r2.Errors) != 1 || r2.Errors[0].Extensions.Code != domain.Internal || r2.Errors[0].Message != "internal error" {
 		t.Fatalf("mutation on a broken database: %s", r2.Body)
+	}
+}
+
+// Profiling answers on PPROF_ADDR's own listener, and never on the public one.
+func TestAPIProfiling(t *testing.T) {
+	t.Parallel()
+	app := startApp(t, func(c *config.Config) { c.PprofAddr = "127.0.0.1:0" })
+	addr := app.App.PprofAddr()
+	if addr == "" || addr == strings.TrimPrefix(app.URL, "http://") {
+		t.Fatalf("profiling listener %q, public %s", addr, app.URL)
+	}
+	for _, path := range []string{"/debug/pprof/", "/debug/pprof/goroutine?debug=1", "/debug/pprof/heap"} {
+		resp, err := app.HTTP.Get("http://" + addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || len(body) == 0 {
+			t.Fatalf("GET %s: %d, %d bytes", path, resp.StatusCode, len(body))
+		}
+	}
+	resp, err := app.HTTP.Get(app.URL + "/debug/pprof/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusOK {
+		t.Fatal("the public listener serves /debug/pprof/")
+	}
+
+	off := startApp(t)
+	if off.App.PprofAddr() != "" {
+		t.Fatalf("profiling on without PPROF_ADDR: %s", off.App.PprofAddr())
 	}
 }
 

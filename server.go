@@ -108,6 +108,8 @@ type App struct {
 	workers  []func(context.Context) error
 	closers  []func() error
 	listener net.Listener
+	// profiler is PPROF_ADDR's listener; nil when profiling is off.
+	profiler net.Listener
 }
 
 // startStack starts embedded stand-ins for the services cfg leaves unset.
@@ -151,6 +153,7 @@ func NewApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (app *App
 	}
 	app.closers = append(app.closers, app.DB.Close)
 	metrics.RegisterDBStats(app.DB.DB.DB)
+	metrics.RegisterStatements(app.DB.Statements.Load)
 
 	if app.Redis, err = cache.Connect(cfg.RedisURL); err != nil {
 		return app, fmt.Errorf("REDIS_URL: %w", err)
@@ -256,11 +259,39 @@ func (a *App) Listen() error {
 		return fmt.Errorf("HTTP_ADDR %s: %w", a.Config.HTTPAddr, err)
 	}
 	a.listener = ln
+	if a.Config.PprofAddr != "" {
+		if a.profiler, err = net.Listen("tcp", a.Config.PprofAddr); err != nil {
+			a.listener.Close()
+			a.listener = nil
+			return fmt.Errorf("PPROF_ADDR %s: %w", a.Config.PprofAddr, err)
+		}
+	}
 	return nil
 }
 
 // Addr is the bound address, after Listen.
 func (a *App) Addr() string { return a.listener.Addr().String() }
+
+// PprofAddr is the profiling listener's bound address after Listen, "" when
+// PPROF_ADDR is unset.
+func (a *App) PprofAddr() string {
+	if a.profiler == nil {
+		return ""
+	}
+	return a.profiler.Addr().String()
+}
+
+// serveProfiles serves net/http/pprof on the profiling listener until ctx
+// ends; profiles may run for seconds, so it closes rather than drains.
+func (a *App) serveProfiles(ctx context.Context) {
+	srv := &http.Server{Handler: httpapi.Profiles(), ReadHeaderTimeout: 10 * time.Second}
+	stop := context.AfterFunc(ctx, func() { srv.Close() })
+	defer stop()
+	a.Log.Info("profiling (net/http/pprof) at http://" + a.PprofAddr() + "/debug/pprof/")
+	if err := srv.Serve(a.profiler); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		a.Log.Warn("profiling listener stopped", "err", err)
+	}
+}
 
 // Serve runs the background workers and the HTTP server until ctx ends (or a
 // worker fails), then shuts down gracefully: live streams end at once, so
@@ -280,6 +311,9 @@ func (a *App) Serve(ctx context.Context) error {
 				cancel()
 			}
 		})
+	}
+	if a.profiler != nil {
+		workers.Go(func() { a.serveProfiles(ctx) })
 	}
 	a.Log.Info("Live Drops is up: GraphQL Playground at " + playgroundURL(a.Addr()))
 	srv := &http.Server{Handler: a.Handler, ReadHeaderTimeout: 10 * time.Second}

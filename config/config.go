@@ -5,8 +5,10 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"reflect"
+	"strconv"
 	"strings"
 	"time"
 
@@ -47,6 +49,8 @@ type Config struct {
 	LogLevel             string        `env:"LOG_LEVEL" envDefault:"info"`
 	MaxBodyBytes         int64         `env:"MAX_BODY_BYTES" envDefault:"1048576"`
 	OrderRatePerMinute   int           `env:"ORDER_RATE_PER_MINUTE" envDefault:"60"`
+	// PprofAddr turns net/http/pprof on, on a listener of its own; empty is off.
+	PprofAddr string `env:"PPROF_ADDR"`
 }
 
 // Prod reports whether the server runs in production mode.
@@ -183,6 +187,10 @@ func (c *Config) Validate() error {
 	if c.OrderRatePerMinute < 1 {
 		bad("ORDER_RATE_PER_MINUTE", "must be at least 1")
 	}
+	if c.PprofAddr != "" && !loopbackAddr(c.PprofAddr) {
+		// Profiles expose memory and call stacks: never beyond this machine.
+		bad("PPROF_ADDR", "must be a loopback host:port such as 127.0.0.1:6060 or localhost:6060, got %q", c.PprofAddr)
+	}
 	if c.Prod() {
 		for _, v := range []struct{ name, value string }{
 			{"DATABASE_URL", c.DatabaseURL}, {"REDIS_URL", c.RedisURL}, {"KAFKA_BROKERS", c.KafkaBrokers},
@@ -203,4 +211,21 @@ func (c *Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// loopbackAddr reports whether addr is host:port with a loopback host
+// (localhost, 127.0.0.0/8 or ::1) and a port number.
+func loopbackAddr(addr string) bool {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

@@ -113,3 +113,39 @@ func TestProdRefusesDevDefaults(t *testing.T) {
 		}
 	}
 }
+
+// Profiling listens only where nobody but this machine can reach it.
+func TestPprofAddr(t *testing.T) {
+	for _, tc := range []struct {
+		value string
+		ok    bool
+	}{
+		{"", true},
+		{"127.0.0.1:6060", true},
+		{"localhost:6060", true},
+		{"[::1]:6060", true},
+		{"127.0.0.2:0", true},
+		{":6060", false},
+		{"0.0.0.0:6060", false},
+		{"10.0.0.5:6060", false},
+		{"[::]:6060", false},
+		{"example.com:6060", false},
+		{"localhost", false},
+		{"127.0.0.1:port", false},
+		{"127.0.0.1:70000", false},
+	} {
+		t.Run(tc.value, func(t *testing.T) {
+			c, err := Parse(with(dev(), "PPROF_ADDR", tc.value))
+			switch {
+			case tc.ok && err != nil:
+				t.Fatalf("PPROF_ADDR=%q refused: %v", tc.value, err)
+			case tc.ok && c.PprofAddr != tc.value:
+				t.Fatalf("PprofAddr = %q, want %q", c.PprofAddr, tc.value)
+			case !tc.ok && err == nil:
+				t.Fatalf("PPROF_ADDR=%q accepted", tc.value)
+			case !tc.ok && !strings.Contains(err.Error(), "PPROF_ADDR"):
+				t.Fatalf("error does not name PPROF_ADDR: %v", err)
+			}
+		})
+	}
+}

@@ -79,4 +79,3 @@ func (r *RedisServer) Kill() {
 
 // URL is the server's redis:// URL.
 func (r *RedisServer) URL() string { return "redis://" + r.Addr + "/0" }
-

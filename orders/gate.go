@@ -208,7 +208,10 @@ func (l *link) try(ctx context.Context, what string, fn func(ctx context.Context
 // conditional update and CHECK constraint are the authority. A counter that
 // is too high costs database work, never an oversell; one that is too low
 // turns buyers away until the Reconciler sets it from PostgreSQL again, so
-// wherever the gate cannot know, it errs high.
+// wherever the gate cannot know, it errs high. Beside each counter the gate
+// keeps the drop's known keys, and a counter exists only while they hold
+// every key PostgreSQL has (Restore): a key that holds an order always goes
+// on to PostgreSQL for it, whatever Redis has forgotten.
 //
 // A nil *Gate is valid and always bypasses.
 type Gate struct {

@@ -471,13 +471,16 @@ func (g *Gate) Renew(ctx context.Context, available map[int64]int) (missing []in
 		}
 		return nil
 	})
+	for id, c := range sets {
+		switch err := c.Err(); {
+		case errors.Is(err, redis.Nil): // XX: no counter to set
+			missing = append(missing, id)
+		case err != nil:
+			return nil, err
+		}
+	}
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, err
-	}
-	for id, c := range sets {
-		if errors.Is(c.Err(), redis.Nil) {
-			missing = append(missing, id)
-		}
 	}
 	slices.Sort(missing)
 	return missing, nil

@@ -30,11 +30,13 @@ const (
 	// cooldown: after Redis failed, it is not asked again for this long, so an
 	// outage costs one failed call per period rather than one per order.
 	cooldown = time.Second
-	// counterTTL bounds a counter's life, and its drop's known keys', unless
-	// the reconciler renews them (every pass sets every selling drop's
-	// counter): a counter it no longer sets (an ended drop's, left by a race
-	// with its end) goes away on its own.
+	// counterTTL bounds a counter's life unless the reconciler renews it (every
+	// pass sets every selling drop's counter): a counter it no longer sets (an
+	// ended drop's, left by a race with its end) goes away on its own.
 	counterTTL = 10 * time.Minute
+	// keysTTL bounds the life of a drop's known keys, renewed with its
+	// counter: longer, so a counter never outlives the keys it vouches for.
+	keysTTL = counterTTL + time.Minute
 	// missingEvery is how often one drop's missing counter is reported to the
 	// reconciler, at most.
 	missingEvery = time.Second
@@ -342,7 +344,7 @@ func (g *Gate) Admit(ctx context.Context, dropID, buyerID int64, idemKey string,
 // A server that lost the script (a restart, SCRIPT FLUSH) is sent its text
 // for the calls it refused, and only those: the others ran.
 func (g *Gate) admitAll(calls []admitCall) []admitReply {
-	ttl := int(counterTTL / time.Second)
+	ttl := int(keysTTL / time.Second)
 	cmds := make([]*redis.Cmd, len(calls))
 	asked, _ := g.link.call(context.Background(), "admit", func(ctx context.Context, rdb redis.UniversalClient) error {
 		_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
@@ -448,7 +450,7 @@ func (g *Gate) LoadMany(ctx context.Context, available map[int64]int) error {
 	}
 	_, err := g.link.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for id, n := range available {
-			p.Expire(ctx, g.KeysKey(id), counterTTL) // the known keys outlive their counter
+			p.Expire(ctx, g.KeysKey(id), keysTTL)
 			p.Set(ctx, g.StockKey(id), n, counterTTL)
 		}
 		return nil
@@ -466,7 +468,7 @@ func (g *Gate) Renew(ctx context.Context, available map[int64]int) (missing []in
 	sets := make(map[int64]*redis.StatusCmd, len(available))
 	_, err = g.link.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for id, n := range available {
-			p.Expire(ctx, g.KeysKey(id), counterTTL)
+			p.Expire(ctx, g.KeysKey(id), keysTTL)
 			sets[id] = p.SetArgs(ctx, g.StockKey(id), n, redis.SetArgs{Mode: "XX", TTL: counterTTL})
 		}
 		return nil
@@ -487,7 +489,7 @@ func (g *Gate) Renew(ctx context.Context, available map[int64]int) (missing []in
 }
 
 // Restore creates the drop's missing counter at available. The caller has
-// first given the gate every key PostgreSQL holds for the drop (Remember),
+// first given the gate every key PostgreSQL holds for the drop (RememberHeld),
 // and orders that reach PostgreSQL meanwhile are remembered by the admission
 // script, so the counter's SOLD_OUT is never given to a key that holds an
 // order. created is false when another restore was first.
@@ -495,13 +497,22 @@ func (g *Gate) Restore(ctx context.Context, dropID int64, available int) (create
 	if g == nil || g.link == nil {
 		return false, nil
 	}
-	return g.link.rdb.SetNX(ctx, g.StockKey(dropID), available, counterTTL).Result()
+	var set *redis.BoolCmd
+	_, err = g.link.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Expire(ctx, g.KeysKey(dropID), keysTTL)
+		set = p.SetNX(ctx, g.StockKey(dropID), available, counterTTL)
+		return nil
+	})
+	if err != nil {
+		return false, err
+	}
+	return set.Val(), nil
 }
 
 // remember adds fields (keyField) of keys that hold orders to the drop's
 // known keys, in calls of at most maxRemember.
 func (g *Gate) remember(ctx context.Context, rdb redis.UniversalClient, dropID int64, fields []string) error {
-	ttl := int(counterTTL / time.Second)
+	ttl := int(keysTTL / time.Second)
 	for len(fields) > 0 {
 		n := min(len(fields), maxRemember)
 		args := make([]any, 0, n+1)

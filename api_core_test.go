@@ -26,6 +26,7 @@ import (
 	"livedrops/auth"
 	"livedrops/config"
 	"livedrops/domain"
+	"livedrops/internal/testenv"
 	"livedrops/store"
 )
 
@@ -984,8 +985,7 @@ func TestAPINodesBatched(t *testing.T) {
 
 func TestAPIReadyzFollowsRedis(t *testing.T) {
 	t.Parallel()
-	port := freePort(t)
-	redisSrv := startRedis(t, port)
+	redisSrv := testenv.PrivateRedis(t)
 	app := startApp(t, func(c *config.Config) { c.RedisURL = redisSrv.URL() })
 	token, creatorID := app.makeCreator(t)
 	productID := app.createProduct(t, token, "Vase")
@@ -1001,7 +1001,7 @@ func TestAPIReadyzFollowsRedis(t *testing.T) {
 	}
 	eventually(t, 10*time.Second, ready(http.StatusOK, ""))
 
-	redisSrv.stop()
+	redisSrv.Kill()
 	eventually(t, 10*time.Second, ready(http.StatusServiceUnavailable, "redis"))
 	if _, body := app.readyz(t); strings.Contains(body, "postgres") || strings.Contains(body, "connection refused") {
 		t.Fatalf("/readyz names more than redis, or leaks the cause: %s", body)
@@ -1038,7 +1038,7 @@ func TestAPIReadyzFollowsRedis(t *testing.T) {
 		t.Fatalf("read after an update without Redis: %+v", out)
 	}
 
-	startRedis(t, port)
+	redisSrv.Start()
 	eventually(t, 20*time.Second, ready(http.StatusOK, ""))
 	// Back to normal: the update made while Redis was away is what is read.
 	app.mustGQL(t, "", read, map[string]any{"c": creatorID, "p": productID}, &out)

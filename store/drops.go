@@ -389,16 +389,31 @@ type GateStock struct {
 	Available int               `db:"available"`
 }
 
+// gateStocks selects the GateStock of every drop that can still sell.
+const gateStocks = `SELECT i.drop_id, d.status, i.available FROM inventory i
+	JOIN drops d ON d.id = i.drop_id WHERE d.status IN ('SCHEDULED', 'LIVE', 'SOLD_OUT')`
+
 // GateStocks returns, in drop id order after afterID, up to limit drops that
 // can still sell (SCHEDULED, LIVE, SOLD_OUT) with their available stock.
 func (db *DB) GateStocks(ctx context.Context, afterID int64, limit int) ([]GateStock, error) {
 	var out []GateStock
-	err := db.SelectContext(ctx, &out, `SELECT i.drop_id, d.status, i.available FROM inventory i
-		JOIN drops d ON d.id = i.drop_id
-		WHERE d.status IN ('SCHEDULED', 'LIVE', 'SOLD_OUT') AND i.drop_id > $1
-		ORDER BY i.drop_id LIMIT $2`, afterID, limit)
+	err := db.SelectContext(ctx, &out, gateStocks+` AND i.drop_id > $1 ORDER BY i.drop_id LIMIT $2`, afterID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: read gate stocks after drop #%d: %w", afterID, err)
 	}
 	return out, nil
+}
+
+// GateStockOf returns the drop's available stock as GateStocks does, or nil
+// when the drop cannot sell (or does not exist).
+func (db *DB) GateStockOf(ctx context.Context, dropID int64) (*GateStock, error) {
+	var out GateStock
+	err := db.GetContext(ctx, &out, gateStocks+` AND i.drop_id = $1`, dropID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: read gate stock of drop #%d: %w", dropID, err)
+	}
+	return &out, nil
 }

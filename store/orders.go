@@ -449,6 +449,29 @@ func (db *DB) OrderByKey(ctx context.Context, buyerID int64, key string) (*domai
 	return orderByKey(ctx, db, buyerID, key)
 }
 
+// HeldKey is an idempotency key that holds an order, with the order's place
+// in its drop's keyset (created_at, id).
+type HeldKey struct {
+	BuyerID   int64     `db:"buyer_id"`
+	Key       string    `db:"idempotency_key"`
+	CreatedAt time.Time `db:"created_at"`
+	OrderID   int64     `db:"id"`
+}
+
+// HeldKeys returns up to limit keys of the drop's orders, whatever their
+// status, in keyset order after the key after (nil: from the first).
+func (db *DB) HeldKeys(ctx context.Context, dropID int64, after *HeldKey, limit int) ([]HeldKey, error) {
+	var at time.Time
+	var id int64
+	if after != nil {
+		at, id = after.CreatedAt, after.OrderID
+	}
+	var out []HeldKey
+	err := db.SelectContext(ctx, &out, `SELECT buyer_id, idempotency_key, created_at, id FROM orders
+		WHERE drop_id = $1 AND (created_at, id) > ($2, $3) ORDER BY created_at, id LIMIT $4`, dropID, at, id, limit)
+	return out, mapError(err, "read idempotency keys of drop #%d", dropID)
+}
+
 // OrdersByIDs returns the orders with the given ids, in no particular order;
 // ids that match nothing are left out.
 func (db *DB) OrdersByIDs(ctx context.Context, ids []int64) ([]domain.Order, error) {

@@ -2,6 +2,9 @@ package httpapi
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +14,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/ast"
@@ -19,6 +23,7 @@ import (
 	"livedrops/domain"
 	"livedrops/logging"
 	"livedrops/metrics"
+	"livedrops/respcache"
 )
 
 // Response media types of GraphQL over HTTP.
@@ -31,18 +36,24 @@ const (
 // gqlgen's POST and GET transports get most of it right, but answer
 // validation failures 422 under application/json, a mutation over GET 406,
 // an unknown Content-Type 400, an oversized body 200, and echo a malformed
-// body back; this one answers as the package comment says.
-type httpTransport struct{}
+// body back; this one answers as the package comment says. It also sets
+// each answer's Cache-Control from the document's cache hints, answers
+// public queries from the response cache, and GETs with ETag and 304.
+type httpTransport struct {
+	policies *cachePolicies
+	// responses is the response cache; nil turns it off.
+	responses *respcache.Cache
+}
 
-var _ graphql.Transport = httpTransport{}
+var _ graphql.Transport = (*httpTransport)(nil)
 
 // Supports takes every request the WebSocket and SSE transports did not, so
 // a wrong method or media type gets a GraphQL-shaped answer.
-func (httpTransport) Supports(r *http.Request) bool {
+func (*httpTransport) Supports(r *http.Request) bool {
 	return r.Header.Get("Upgrade") == ""
 }
 
-func (httpTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
+func (t *httpTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
 	ctx := r.Context()
 	media, ok := negotiate(r.Header.Values("Accept"))
 	if !ok {
@@ -63,6 +74,16 @@ func (httpTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Gra
 	}
 	params.ReadTime = graphql.TraceTiming{Start: start, End: graphql.Now()}
 
+	key, keyed := t.responseKey(params)
+	if keyed {
+		if e, hit := t.responses.Get(key); hit {
+			now := time.Now()
+			policy := cachePolicy{MaxAge: e.RemainingAge(now)}
+			writeAnswer(w, r, media, http.StatusOK, policy, e.Body, e.ETag)
+			return
+		}
+	}
+
 	opCtx, errs := exec.CreateOperationContext(ctx, params)
 	if errs != nil {
 		resp := exec.DispatchError(graphql.WithOperationContext(ctx, opCtx), errs)
@@ -70,7 +91,8 @@ func (httpTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Gra
 		return
 	}
 
-	switch op := opCtx.Operation.Operation; {
+	op := opCtx.Operation.Operation
+	switch {
 	case r.Method == http.MethodGet && op != ast.Query:
 		// GET may be cached and prefetched: it must never change anything.
 		w.Header().Set("Allow", "POST")
@@ -85,8 +107,78 @@ func (httpTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Gra
 		return
 	}
 
+	policy := t.policies.of(opCtx.Doc, opCtx.Operation)
+	var (
+		tags    *respcache.Tags
+		since   uint64
+		started = time.Now()
+	)
+	switch {
+	case t.responses == nil:
+	case op == ast.Mutation:
+		ctx, tags = respcache.WithTags(ctx, true)
+	case keyed && policy.shared():
+		since = t.responses.Seq()
+		ctx, tags = respcache.WithTags(ctx, false)
+	}
+
 	responses, ctx := exec.DispatchOperation(ctx, opCtx)
-	writeResponse(w, media, http.StatusOK, responses(ctx))
+	resp := responses(ctx)
+	if len(resp.Errors) > 0 {
+		policy = noStore
+	}
+	body, err := encodeResponse(resp)
+	if err != nil {
+		writeInternal(w)
+		return
+	}
+	etag := ""
+	if r.Method == http.MethodGet && len(resp.Errors) == 0 {
+		etag = entityTag(body)
+	}
+	if tags != nil {
+		list, complete := tags.List()
+		switch {
+		case op == ast.Mutation:
+			// The writer's own next read sees its change without waiting
+			// for the event.
+			if v := domain.ViewerFrom(ctx); v != nil {
+				list = append(list, respcache.UserTag(v.UserID)+":following")
+			}
+			t.responses.Evict(list...)
+		case complete && policy.shared():
+			if etag == "" {
+				etag = entityTag(body)
+			}
+			age := min(time.Duration(policy.MaxAge)*time.Second, respcache.MaxTTL)
+			t.responses.Put(key, &respcache.Entry{
+				Body: body, ETag: etag, MaxAge: policy.MaxAge,
+				Expires: started.Add(age), Tags: list, Since: since,
+			})
+		}
+	}
+	writeAnswer(w, r, media, http.StatusOK, policy, body, etag)
+}
+
+// responseKey is the response cache key of params, when the cache is on and
+// the request names its document (by text or persisted-query hash).
+func (t *httpTransport) responseKey(params *graphql.RawParams) (string, bool) {
+	if t.responses == nil {
+		return "", false
+	}
+	var docHash string
+	if params.Query != "" {
+		sum := sha256.Sum256([]byte(params.Query))
+		docHash = hex.EncodeToString(sum[:])
+	} else {
+		pq, _ := params.Extensions["persistedQuery"].(map[string]any)
+		h, _ := pq["sha256Hash"].(string)
+		if !isSHA256Hex(h) {
+			return "", false
+		}
+		docHash = strings.ToLower(h)
+	}
+	return respcache.Key(docHash, params.OperationName, params.Variables)
 }
 
 // readParams reads the GraphQL request from r. A non-zero status means r is
@@ -183,16 +275,68 @@ func badInput(format string, args ...any) *gqlerror.Error {
 	}
 }
 
+// writeResponse writes a response that is not to be stored anywhere:
+// refusals, errors before execution.
 func writeResponse(w http.ResponseWriter, media string, status int, resp *graphql.Response) {
-	b, err := json.Marshal(resp)
+	body, err := encodeResponse(resp)
 	if err != nil {
-		// Only a resolver returning an unencodable value gets here.
-		media, status = mediaJSON, http.StatusInternalServerError
-		b = []byte(`{"errors":[{"message":"internal error","extensions":{"code":"INTERNAL"}}]}`)
+		writeInternal(w)
+		return
 	}
-	w.Header().Set("Content-Type", media+"; charset=utf-8")
+	writeAnswer(w, nil, media, status, noStore, body, "")
+}
+
+// encodeResponse encodes resp; a response that was never executed (Data
+// nil: refused before execution) has no data entry at all, as the spec asks.
+func encodeResponse(resp *graphql.Response) ([]byte, error) {
+	if resp.Data == nil {
+		return json.Marshal(struct {
+			Errors     gqlerror.List  `json:"errors,omitempty"`
+			Extensions map[string]any `json:"extensions,omitempty"`
+		}{resp.Errors, resp.Extensions})
+	}
+	return json.Marshal(resp)
+}
+
+// writeInternal answers a response that could not be encoded: only a
+// resolver returning an unencodable value gets here.
+func writeInternal(w http.ResponseWriter) {
+	body := []byte(`{"errors":[{"message":"internal error","extensions":{"code":"INTERNAL"}}]}`)
+	writeAnswer(w, nil, mediaJSON, http.StatusInternalServerError, noStore, body, "")
+}
+
+// writeAnswer writes body with its Cache-Control and, when etag is set, its
+// ETag, answering 304 to a GET r whose If-None-Match holds that tag.
+func writeAnswer(w http.ResponseWriter, r *http.Request, media string, status int, policy cachePolicy, body []byte, etag string) {
+	h := w.Header()
+	h.Set("Cache-Control", policy.header())
+	if etag != "" {
+		h.Set("ETag", etag)
+		if r != nil && r.Method == http.MethodGet && etagMatches(r.Header.Get("If-None-Match"), etag) {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+	}
+	h.Set("Content-Type", media+"; charset=utf-8")
 	w.WriteHeader(status)
-	_, _ = w.Write(b)
+	_, _ = w.Write(body)
+}
+
+// entityTag is the strong ETag of a response body.
+func entityTag(body []byte) string {
+	sum := sha256.Sum256(body)
+	return `"` + base64.RawURLEncoding.EncodeToString(sum[:18]) + `"`
+}
+
+// etagMatches applies If-None-Match's weak comparison (RFC 9110 13.1.2).
+func etagMatches(ifNoneMatch, etag string) bool {
+	for part := range strings.SplitSeq(ifNoneMatch, ",") {
+		part = strings.TrimPrefix(strings.TrimSpace(part), "W/")
+		if part == "*" || part == etag {
+			return true
+		}
+	}
+	return false
 }
 
 // refuse answers a request that never reached the executor: not well-formed,
@@ -205,12 +349,12 @@ func refuse(w http.ResponseWriter, r *http.Request, media string, status int, ms
 }
 
 // negotiate picks the response media type from the Accept header values:
-// the acceptable type with the highest q, ties to the one listed first, a
-// wildcard to application/graphql-response+json. ok is false when neither
-// type is acceptable.
+// the acceptable type with the highest q, ties to the one named first, a
+// wildcard (or no Accept) to application/json, which every client reads.
+// ok is false when neither type is acceptable.
 func negotiate(accept []string) (media string, ok bool) {
 	if len(accept) == 0 {
-		return mediaGraphQLResponse, true
+		return mediaJSON, true
 	}
 	type choice struct {
 		q     float64
@@ -251,7 +395,7 @@ func negotiate(accept []string) (media string, ok bool) {
 	}
 	if len(best) == 0 && order == 0 {
 		// Nothing parseable: as if there were no Accept header.
-		return mediaGraphQLResponse, true
+		return mediaJSON, true
 	}
 	g, gok := best[mediaGraphQLResponse]
 	j, jok := best[mediaJSON]
@@ -259,10 +403,10 @@ func negotiate(accept []string) (media string, ok bool) {
 	jok = jok && j.q > 0
 	switch {
 	case gok && jok:
-		if j.q > g.q || (j.q == g.q && j.exact && (!g.exact || j.order < g.order)) {
-			return mediaJSON, true
+		if g.q > j.q || (g.q == j.q && g.exact && (!j.exact || g.order < j.order)) {
+			return mediaGraphQLResponse, true
 		}
-		return mediaGraphQLResponse, true
+		return mediaJSON, true
 	case gok:
 		return mediaGraphQLResponse, true
 	case jok:

@@ -103,6 +103,8 @@ type App struct {
 	DB      *store.DB
 	Redis   redis.UniversalClient
 	Handler http.Handler
+	// Responses is the response cache; nil with READ_CACHE=off.
+	Responses *respcache.Cache
 
 	stack    *devstack.Stack
 	producer *events.Producer
@@ -192,11 +194,10 @@ func NewApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (app *App
 			return app, err
 		}
 	}
-	var responses *respcache.Cache
 	if cfg.ReadCacheOn() {
-		responses = respcache.New(cfg.ResponseCacheBytes)
+		app.Responses = respcache.New(cfg.ResponseCacheBytes)
 	}
-	if res.Hub, err = app.startLive(kv, responses); err != nil {
+	if res.Hub, err = app.startLive(kv, app.Responses); err != nil {
 		return app, err
 	}
 	schema := graph.NewExecutableSchema(graph.Config{Resolvers: res, Complexity: resolvers.Complexity()})
@@ -220,7 +221,7 @@ func NewApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (app *App
 		Complexity:   2000,
 		Depth:        12,
 		APQCache:     httpapi.NewRedisAPQCache(app.Redis, cfg.RedisPrefix),
-		Responses:    responses,
+		Responses:    app.Responses,
 		Authenticate: tokens.Middleware,
 		InitWebSocket: func(ctx context.Context, p transport.InitPayload) (context.Context, *transport.InitPayload, error) {
 			v, err := tokens.ViewerFromAuthorization(p.Authorization())

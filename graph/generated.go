@@ -1894,7 +1894,7 @@ type Drop implements Node @cacheControl(maxAge: 60) {
   "Who sells it."
   creator: Creator!
   "The drop's stock right now."
-  stock: Stock! @cacheControl(maxAge: 1)
+  stock: Stock! @cacheControl(maxAge: 2)
 }
 
 "A drop's stock. available + reserved + sold = total, always."

@@ -181,3 +181,6 @@ func (c *Cache) EvictAll() {
 	c.store.InvalidateAll()
 	results.WithLabelValues("evict").Inc()
 }
+
+// Len is about how many responses are held.
+func (c *Cache) Len() int { return c.store.EstimatedSize() }

@@ -55,9 +55,13 @@ func TestAPIResponseCachePrivacy(t *testing.T) {
 			ViewerFollows bool
 		}
 		Viewer struct {
-			Handle        string
-			Orders        struct{ Edges []struct{ Node struct{ ID string } } }
-			Notifications struct{ Edges []struct{ Node struct{ ID string } } }
+			Handle string
+			Orders struct {
+				Edges []struct{ Node struct{ ID string } }
+			}
+			Notifications struct {
+				Edges []struct{ Node struct{ ID string } }
+			}
 		}
 	}
 	vars := map[string]any{"h": creator.Node.Handle}

@@ -245,12 +245,20 @@ func NewApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (app *App
 		Playground: playground(),
 		Extra: map[string]http.Handler{
 			"/internal/": internalapi.New(internalapi.Options{
-				DB: app.DB, Drops: dropSvc, Orders: orderSvc, Cache: kv,
+				DB: app.DB, Drops: dropSvc, Orders: orderSvc, Cache: kv, Responses: responseEvicter(app.Responses),
 				Token: cfg.InternalToken, WebhookSecret: []byte(cfg.PaymentWebhookSecret), Log: log,
 			}),
 		},
 	})
 	return app, nil
+}
+
+// responseEvicter is c as the internal API's evicter; nil (no cache) stays nil.
+func responseEvicter(c *respcache.Cache) internalapi.ResponseEvicter {
+	if c == nil {
+		return nil
+	}
+	return c
 }
 
 // Listen binds the HTTP address; Serve uses it (tests bind :0 and read Addr).

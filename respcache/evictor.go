@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"time"
 
 	"livedrops/domain"
 )
@@ -12,6 +13,10 @@ import (
 // tail consumer, so every instance evicts its own cache. Eviction is
 // idempotent: a replayed or late event only costs a miss. An event whose
 // payload cannot be read empties the cache rather than risk a stale answer.
+//
+// It evicts again after Settle: the shared Redis tier is invalidated by
+// another consumer, in its own time, and a response refilled from it in
+// between would otherwise keep its old value for its whole maxAge.
 //
 // Follows write no event: a follower count or follower list is fresh on the
 // writing instance at once and on the others within its maxAge (10 s).
@@ -26,6 +31,9 @@ func (c *Cache) Handle(ctx context.Context, ev domain.Event) error {
 		return nil
 	}
 	c.Evict(tags...)
+	if len(tags) > 0 {
+		time.AfterFunc(c.Settle, func() { c.Evict(tags...) })
+	}
 	return nil
 }
 

@@ -24,6 +24,10 @@ import (
 // MaxTTL caps how long any response is kept, whatever its hints say.
 const MaxTTL = 5 * time.Minute
 
+// DefaultSettle is Cache.Settle's default: well past the shared cache
+// invalidator's usual lag of a few milliseconds.
+const DefaultSettle = time.Second
+
 // entryOverhead approximates the bytes an entry costs beyond its body and tags.
 const entryOverhead = 160
 
@@ -52,6 +56,10 @@ func (e *Entry) RemainingAge(now time.Time) int {
 // Cache is the instance's response cache. Its methods are safe for
 // concurrent use.
 type Cache struct {
+	// Settle is how long after an event Handle evicts its tags again
+	// (DefaultSettle); set it before the first event.
+	Settle time.Duration
+
 	store *otter.Cache[string, *Entry]
 
 	mu        sync.RWMutex
@@ -81,7 +89,7 @@ func New(maxBytes int) *Cache {
 			return time.Until(e.Value.Expires)
 		}),
 	})
-	return &Cache{store: store, evicted: map[string]eviction{}, lastPrune: time.Now()}
+	return &Cache{Settle: DefaultSettle, store: store, evicted: map[string]eviction{}, lastPrune: time.Now()}
 }
 
 // Key is the cache key of an operation: its document's SHA-256 (hex, as

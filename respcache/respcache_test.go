@@ -134,7 +134,8 @@ func TestTagsOfMutationResults(t *testing.T) {
 		{&domain.Product{ID: 3, CreatorID: 2}, true, []string{"product:3", "creator:2:products"}},
 		{&domain.Creator{ID: 2}, true, []string{"creator:2", "creator:2:followers", "creators"}},
 		{(*domain.Drop)(nil), true, nil},
-		{&domain.Order{ID: 1}, true, nil},
+		{&domain.Order{ID: 1, DropID: 4}, false, nil},
+		{&domain.Order{ID: 1, DropID: 4}, true, []string{"drop:4", "drops", "liveDrops"}},
 	} {
 		if got := entityTags(tt.v, tt.related); !slices.Equal(got, tt.want) {
 			t.Errorf("entityTags(%T, %v) = %v, want %v", tt.v, tt.related, got, tt.want)

@@ -162,6 +162,12 @@ func entityTags(v any, related bool) []string {
 			return []string{CreatorTag(e.ID), CreatorTag(e.ID) + ":followers", ListCreators}
 		}
 		return []string{CreatorTag(e.ID)}
+	case *domain.Order:
+		// Orders are never cached; an order written moved its drop's stock.
+		if e == nil || !related {
+			return nil
+		}
+		return []string{DropTag(e.DropID), ListDrops, ListLiveDrops}
 	case *domain.User:
 		if e == nil {
 			return nil

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -77,8 +78,8 @@ func (t *httpTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.
 	key, keyed := t.responseKey(params)
 	if keyed {
 		if e, hit := t.responses.Get(key); hit {
-			now := time.Now()
-			policy := cachePolicy{MaxAge: e.RemainingAge(now)}
+			// Answered before parsing, persisted-query lookup or execution.
+			policy := cachePolicy{MaxAge: e.RemainingAge(time.Now())}
 			writeAnswer(w, r, media, http.StatusOK, policy, e.Body, e.ETag)
 			return
 		}
@@ -108,20 +109,7 @@ func (t *httpTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.
 	}
 
 	policy := t.policies.of(opCtx.Doc, opCtx.Operation)
-	var (
-		tags    *respcache.Tags
-		since   uint64
-		started = time.Now()
-	)
-	switch {
-	case t.responses == nil:
-	case op == ast.Mutation:
-		ctx, tags = respcache.WithTags(ctx, true)
-	case keyed && policy.shared():
-		since = t.responses.Seq()
-		ctx, tags = respcache.WithTags(ctx, false)
-	}
-
+	ctx, run := t.startRun(ctx, op == ast.Mutation, keyed && policy.shared())
 	responses, ctx := exec.DispatchOperation(ctx, opCtx)
 	resp := responses(ctx)
 	if len(resp.Errors) > 0 {
@@ -136,28 +124,58 @@ func (t *httpTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.
 	if r.Method == http.MethodGet && len(resp.Errors) == 0 {
 		etag = entityTag(body)
 	}
-	if tags != nil {
-		list, complete := tags.List()
-		switch {
-		case op == ast.Mutation:
-			// The writer's own next read sees its change without waiting
-			// for the event.
-			if v := domain.ViewerFrom(ctx); v != nil {
-				list = append(list, respcache.UserTag(v.UserID)+":following")
-			}
-			t.responses.Evict(list...)
-		case complete && policy.shared():
-			if etag == "" {
-				etag = entityTag(body)
-			}
-			age := min(time.Duration(policy.MaxAge)*time.Second, respcache.MaxTTL)
-			t.responses.Put(key, &respcache.Entry{
-				Body: body, ETag: etag, MaxAge: policy.MaxAge,
-				Expires: started.Add(age), Tags: list, Since: since,
-			})
-		}
-	}
+	t.finishRun(ctx, run, key, policy, body, etag)
 	writeAnswer(w, r, media, http.StatusOK, policy, body, etag)
+}
+
+// cacheRun is what one execution owes the response cache: the tags its
+// fields collect, to store a public answer under, or for a mutation to evict.
+type cacheRun struct {
+	tags     *respcache.Tags // nil: nothing to do
+	mutation bool
+	since    uint64 // the eviction sequence number as execution began
+	started  time.Time
+}
+
+// startRun sets ctx up to collect tags when the execution's answer may be
+// stored (storable) or is a mutation's.
+func (t *httpTransport) startRun(ctx context.Context, mutation, storable bool) (context.Context, cacheRun) {
+	run := cacheRun{mutation: mutation, started: time.Now()}
+	switch {
+	case t.responses == nil:
+	case mutation:
+		ctx, run.tags = respcache.WithTags(ctx, true)
+	case storable:
+		run.since = t.responses.Seq()
+		ctx, run.tags = respcache.WithTags(ctx, false)
+	}
+	return ctx, run
+}
+
+// finishRun evicts what a mutation's result holds, so the writer's next
+// read sees its change without waiting for the event, or stores a public
+// answer.
+func (t *httpTransport) finishRun(ctx context.Context, run cacheRun, key string, policy cachePolicy, body []byte, etag string) {
+	if run.tags == nil {
+		return
+	}
+	tags, complete := run.tags.List()
+	switch {
+	case run.mutation:
+		if v := domain.ViewerFrom(ctx); v != nil {
+			tags = append(tags, respcache.UserTag(v.UserID)+":following")
+		}
+		t.responses.Evict(tags...)
+	case complete && policy.shared():
+		if etag == "" {
+			etag = entityTag(body)
+		}
+		age := min(time.Duration(policy.MaxAge)*time.Second, respcache.MaxTTL)
+		t.responses.Put(key, &respcache.Entry{
+			Body: body, ETag: etag, MaxAge: policy.MaxAge,
+			Expires: run.started.Add(age), Tags: tags, Since: run.since,
+		})
+	}
 }
 
 // responseKey is the response cache key of params, when the cache is on and

@@ -172,7 +172,7 @@ func (t *httpTransport) finishRun(ctx context.Context, run cacheRun, key string,
 		}
 		age := min(time.Duration(policy.MaxAge)*time.Second, respcache.MaxTTL)
 		t.responses.Put(key, &respcache.Entry{
-			Body: body, ETag: etag, MaxAge: policy.MaxAge,
+			Body: body, ETag: etag,
 			Expires: run.started.Add(age), Tags: tags, Since: run.since,
 		})
 	}

@@ -36,12 +36,19 @@ var results = promauto.NewCounterVec(prometheus.CounterOpts{
 	Help: "Response cache outcomes: hit, miss, store, stale (evicted by tag) and evict (tags evicted).",
 }, []string{"result"})
 
+var (
+	hits      = results.WithLabelValues("hit")
+	misses    = results.WithLabelValues("miss")
+	stores    = results.WithLabelValues("store")
+	staleHits = results.WithLabelValues("stale")
+	evictions = results.WithLabelValues("evict")
+)
+
 // Entry is one cached response.
 type Entry struct {
 	Body    []byte
 	ETag    string
-	MaxAge  int       // seconds, from the document's cache hints
-	Expires time.Time // execution start + MaxAge (at most MaxTTL)
+	Expires time.Time // execution start + the hints' maxAge (at most MaxTTL)
 	Tags    []string
 	// Since is Seq() as the execution began.
 	Since uint64
@@ -120,15 +127,15 @@ func (c *Cache) Seq() uint64 {
 func (c *Cache) Get(key string) (*Entry, bool) {
 	e, ok := c.store.GetIfPresent(key)
 	if !ok || !time.Now().Before(e.Expires) {
-		results.WithLabelValues("miss").Inc()
+		misses.Inc()
 		return nil, false
 	}
 	if c.stale(e) {
 		c.store.Invalidate(key)
-		results.WithLabelValues("stale").Inc()
+		staleHits.Inc()
 		return nil, false
 	}
-	results.WithLabelValues("hit").Inc()
+	hits.Inc()
 	return e, true
 }
 
@@ -138,7 +145,7 @@ func (c *Cache) Put(key string, e *Entry) {
 		return
 	}
 	c.store.Set(key, e)
-	results.WithLabelValues("store").Inc()
+	stores.Inc()
 }
 
 func (c *Cache) stale(e *Entry) bool {
@@ -168,7 +175,7 @@ func (c *Cache) Evict(tags ...string) {
 	for _, t := range tags {
 		c.evicted[t] = eviction{seq: c.seq, at: now}
 	}
-	results.WithLabelValues("evict").Add(float64(len(tags)))
+	evictions.Add(float64(len(tags)))
 	// An eviction older than MaxTTL can only concern expired entries.
 	if now.Sub(c.lastPrune) > MaxTTL {
 		for t, ev := range c.evicted {
@@ -187,7 +194,7 @@ func (c *Cache) EvictAll() {
 	c.allSeq = c.seq
 	c.mu.Unlock()
 	c.store.InvalidateAll()
-	results.WithLabelValues("evict").Inc()
+	evictions.Inc()
 }
 
 // Len is about how many responses are held.

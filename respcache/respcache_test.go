@@ -12,7 +12,7 @@ import (
 )
 
 func entry(c *Cache, body string, tags ...string) *Entry {
-	return &Entry{Body: []byte(body), MaxAge: 60, Expires: time.Now().Add(time.Minute), Tags: tags, Since: c.Seq()}
+	return &Entry{Body: []byte(body), Expires: time.Now().Add(time.Minute), Tags: tags, Since: c.Seq()}
 }
 
 func TestKeyIsCanonical(t *testing.T) {

@@ -234,3 +234,22 @@ func TestAPICacheControlAndETags(t *testing.T) {
 		t.Fatalf("If-None-Match with another tag: %d %q", other.Status, other.Header.Get("ETag"))
 	}
 }
+
+func TestAPIResponseCacheMissingCreatorAppears(t *testing.T) {
+	app := startApp(t)
+	handle := uniqueHandle("soon")
+	u, token := app.mustNewUser(t, handle)
+	const q = `query($h: String!) { creator(handle: $h) { handle } user: creator(handle: $h) { user { creator { handle } } } }`
+	vars := map[string]any{"h": u.Handle}
+	for range 2 { // the second from the cache
+		if data, errs := app.gql(t, "", q, vars); len(errs) > 0 || string(data) != `{"creator":null,"user":null}` {
+			t.Fatalf("before: %s %s", data, describeErrors(errs))
+		}
+	}
+	app.mustGQL(t, token, `mutation { becomeCreator(input: {displayName: "Soon"}) { id } }`, nil, nil)
+	var out struct{ Creator struct{ Handle string } }
+	app.mustGQL(t, "", q, vars, &out)
+	if out.Creator.Handle != handle {
+		t.Fatalf("the new creator is not served after becomeCreator: %+v", out)
+	}
+}

@@ -132,7 +132,7 @@ func TestTagsOfMutationResults(t *testing.T) {
 		{&domain.Drop{ID: 1, CreatorID: 2, ProductID: 3}, false, []string{"drop:1"}},
 		{&domain.Drop{ID: 1, CreatorID: 2, ProductID: 3}, true, []string{"drop:1", "drops", "liveDrops", "creator:2:drops", "product:3:drops"}},
 		{&domain.Product{ID: 3, CreatorID: 2}, true, []string{"product:3", "creator:2:products"}},
-		{&domain.Creator{ID: 2}, true, []string{"creator:2", "creator:2:followers", "creators"}},
+		{&domain.Creator{ID: 2, UserID: 7}, true, []string{"creator:2", "creator:2:followers", "creators", "user:7"}},
 		{(*domain.Drop)(nil), true, nil},
 		{&domain.Order{ID: 1, DropID: 4}, false, nil},
 		{&domain.Order{ID: 1, DropID: 4}, true, []string{"drop:4", "drops", "liveDrops"}},

@@ -66,7 +66,7 @@ func (t *Tags) lost() {
 func Collect(ctx context.Context, next graphql.Resolver) (any, error) {
 	res, err := next(ctx)
 	t, ok := ctx.Value(tagsKey{}).(*Tags)
-	if !ok || err != nil || res == nil {
+	if !ok || err != nil {
 		return res, err
 	}
 	fc := graphql.GetFieldContext(ctx)
@@ -83,6 +83,9 @@ func Collect(ctx context.Context, next graphql.Resolver) (any, error) {
 	}
 	if tags := entityTags(res, t.related); len(tags) > 0 {
 		t.add(tags...)
+	} else if fc != nil && fc.Object == "Query" && fc.Field.Name == "creator" {
+		// No such creator yet: becoming one evicts the creators list.
+		t.add(ListCreators)
 	}
 	return res, err
 }
@@ -159,7 +162,7 @@ func entityTags(v any, related bool) []string {
 			return nil
 		}
 		if related {
-			return []string{CreatorTag(e.ID), CreatorTag(e.ID) + ":followers", ListCreators}
+			return []string{CreatorTag(e.ID), CreatorTag(e.ID) + ":followers", ListCreators, UserTag(e.UserID)}
 		}
 		return []string{CreatorTag(e.ID)}
 	case *domain.Order:

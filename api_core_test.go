@@ -661,8 +661,8 @@ func TestAPIHTTPTransport(t *testing.T) {
 	if r.Status != http.StatusOK || len(r.Errors) > 0 {
 		t.Fatalf("query over GET: %d %s", r.Status, r.Body)
 	}
-	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/graphql-response+json") {
-		t.Fatalf("GET without Accept answered %q, want the GraphQL response media type", ct)
+	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+		t.Fatalf("GET without Accept answered %q, want application/json", ct)
 	}
 	var listed struct {
 		Creators connection
@@ -925,8 +925,9 @@ func TestAPIDataloaders(t *testing.T) {
 	drops := `query($n: Int!) { drops(first: $n) { edges { node { title product { title creator { handle displayName } } creator { handle } } } } }`
 	// The list, its products, their creators.
 	app.checkFlatCost(t, "drops with products and creators", 3, drops, map[string]any{"n": 5}, map[string]any{"n": 50})
-	// Warm: products and creators come from Redis, only the list is read.
-	if warm := app.statements(t, 3, nil, "", drops, map[string]any{"n": 50}); warm != 1 {
+	// Warm: products and creators come from Redis, only the list is read
+	// (the response cache, emptied each time, would answer it whole).
+	if warm := app.statements(t, 3, app.forgetResponses, "", drops, map[string]any{"n": 50}); warm != 1 {
 		t.Fatalf("with a warm cache 50 drops took %d statements, want 1", warm)
 	}
 

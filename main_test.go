@@ -473,9 +473,11 @@ func mustKey(t testing.TB, gid string) int64 {
 	return id
 }
 
-// flushCache deletes every Redis key of this app, so the next read is cold.
+// flushCache deletes every Redis key of this app and empties its response
+// cache, so the next read is cold.
 func (a *testApp) flushCache(t testing.TB) {
 	t.Helper()
+	a.forgetResponses()
 	ctx := context.Background()
 	keys, err := a.App.Redis.Keys(ctx, a.Config.RedisPrefix+"*").Result()
 	if err != nil {
@@ -485,6 +487,13 @@ func (a *testApp) flushCache(t testing.TB) {
 		if err := a.App.Redis.Del(ctx, keys...).Err(); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// forgetResponses empties the response cache, so the next query executes.
+func (a *testApp) forgetResponses() {
+	if a.App.Responses != nil {
+		a.App.Responses.EvictAll()
 	}
 }
 

@@ -40,6 +40,7 @@ import (
 	"livedrops/orders"
 	"livedrops/payments"
 	"livedrops/resolvers"
+	"livedrops/respcache"
 	"livedrops/seed"
 	"livedrops/store"
 	"livedrops/web"
@@ -102,6 +103,8 @@ type App struct {
 	DB      *store.DB
 	Redis   redis.UniversalClient
 	Handler http.Handler
+	// Responses is the response cache; nil with READ_CACHE=off.
+	Responses *respcache.Cache
 
 	stack    *devstack.Stack
 	producer *events.Producer
@@ -194,7 +197,10 @@ func NewApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (app *App
 			return app, err
 		}
 	}
-	if res.Hub, err = app.startLive(kv); err != nil {
+	if cfg.ReadCacheOn() {
+		app.Responses = respcache.New(cfg.ResponseCacheBytes)
+	}
+	if res.Hub, err = app.startLive(kv, app.Responses); err != nil {
 		return app, err
 	}
 	schema := graph.NewExecutableSchema(graph.Config{Resolvers: res, Complexity: resolvers.Complexity()})
@@ -218,6 +224,7 @@ func NewApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (app *App
 		Complexity:   2000,
 		Depth:        12,
 		APQCache:     httpapi.NewRedisAPQCache(app.Redis, cfg.RedisPrefix),
+		Responses:    app.Responses,
 		Authenticate: tokens.Middleware,
 		InitWebSocket: func(ctx context.Context, p transport.InitPayload) (context.Context, *transport.InitPayload, error) {
 			v, err := tokens.ViewerFromAuthorization(p.Authorization())
@@ -241,12 +248,20 @@ func NewApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (app *App
 		Playground: playground(),
 		Extra: map[string]http.Handler{
 			"/internal/": internalapi.New(internalapi.Options{
-				DB: app.DB, Drops: dropSvc, Orders: orderSvc, Cache: kv,
+				DB: app.DB, Drops: dropSvc, Orders: orderSvc, Cache: kv, Responses: responseEvicter(app.Responses),
 				Token: cfg.InternalToken, WebhookSecret: []byte(cfg.PaymentWebhookSecret), Log: log,
 			}),
 		},
 	})
 	return app, nil
+}
+
+// responseEvicter is c as the internal API's evicter; nil (no cache) stays nil.
+func responseEvicter(c *respcache.Cache) internalapi.ResponseEvicter {
+	if c == nil {
+		return nil
+	}
+	return c
 }
 
 // Listen binds the HTTP address; Serve uses it (tests bind :0 and read Addr).
@@ -407,10 +422,11 @@ func consumerGroup(group, topic string) string {
 }
 
 // startLive creates the live hub and the consumers around it: a tail
-// consumer feeding the hub in this instance, and the notifier and cache
-// invalidator in their shared groups. They run with the workers; Close
-// closes the consumers first, then the hub.
-func (a *App) startLive(kv *cache.Cache) (*live.Hub, error) {
+// consumer feeding the hub and evicting the response cache (nil: off) in
+// this instance, and the notifier and cache invalidator in their shared
+// groups. They run with the workers; Close closes the consumers first, then
+// the hub.
+func (a *App) startLive(kv *cache.Cache, responses *respcache.Cache) (*live.Hub, error) {
 	cfg := a.Config
 	hub := live.NewHub(a.Log, live.Options{
 		DropSnapshot:   dropSnapshot(a.DB),
@@ -419,7 +435,13 @@ func (a *App) startLive(kv *cache.Cache) (*live.Hub, error) {
 	})
 	a.closers = append(a.closers, func() error { hub.Close(); return nil })
 
-	tail, err := events.NewTailConsumer(cfg.KafkaBrokers, cfg.KafkaTopic, hub.Handle, a.Log)
+	// Every instance hears every event. The response cache comes after any
+	// cache tier its responses are read through, so a refill reads fresh data.
+	handlers := []events.Handler{hub.Handle}
+	if responses != nil {
+		handlers = append(handlers, responses.Handle)
+	}
+	tail, err := events.NewTailConsumer(cfg.KafkaBrokers, cfg.KafkaTopic, events.Fanout(handlers...), a.Log)
 	if err != nil {
 		return nil, err
 	}

@@ -51,10 +51,16 @@ type Config struct {
 	OrderRatePerMinute   int           `env:"ORDER_RATE_PER_MINUTE" envDefault:"60"`
 	// PprofAddr turns net/http/pprof on, on a listener of its own; empty is off.
 	PprofAddr string `env:"PPROF_ADDR"`
+	ReadCache            string        `env:"READ_CACHE" envDefault:"on"`
+	ResponseCacheBytes   int           `env:"RESPONSE_CACHE_BYTES" envDefault:"33554432"`
 }
 
 // Prod reports whether the server runs in production mode.
 func (c *Config) Prod() bool { return c.AppEnv == "prod" }
+
+// ReadCacheOn reports whether the read caches (the response cache among
+// them) are on: READ_CACHE=on, the default.
+func (c *Config) ReadCacheOn() bool { return c.ReadCache == "on" }
 
 // SeedEnabled reports whether demo data is loaded at start: on by default in dev.
 func (c *Config) SeedEnabled() bool {
@@ -190,6 +196,14 @@ func (c *Config) Validate() error {
 	if c.PprofAddr != "" && !loopbackAddr(c.PprofAddr) {
 		// Profiles expose memory and call stacks: never beyond this machine.
 		bad("PPROF_ADDR", "must be a loopback host:port such as 127.0.0.1:6060 or localhost:6060, got %q", c.PprofAddr)
+	}
+	switch c.ReadCache {
+	case "on", "off":
+	default:
+		bad("READ_CACHE", "must be on or off, got %q", c.ReadCache)
+	}
+	if c.ResponseCacheBytes < 1<<20 || c.ResponseCacheBytes > 1<<32-1 {
+		bad("RESPONSE_CACHE_BYTES", "must be between 1048576 (1 MiB) and 4294967295, got %d", c.ResponseCacheBytes)
 	}
 	if c.Prod() {
 		for _, v := range []struct{ name, value string }{

@@ -33,12 +33,16 @@ func TestDefaults(t *testing.T) {
 		t.Fatalf("empty environment: %v", err)
 	}
 	if c.HTTPAddr != ":8080" || c.AppEnv != "dev" || c.DataDir != ".data" || c.ReservationTTL != 10*time.Minute ||
-		c.DBMaxConns != 32 || c.KafkaTopic != "livedrops.events" || c.Prod() || !c.SeedEnabled() {
+		c.DBMaxConns != 32 || c.KafkaTopic != "livedrops.events" || c.Prod() || !c.SeedEnabled() ||
+		!c.ReadCacheOn() || c.ResponseCacheBytes != 32<<20 {
 		t.Fatalf("defaults: %+v", c)
 	}
 	// Empty service URLs mean the embedded stand-ins of dev.
 	if c.DatabaseURL != "" || c.RedisURL != "" || c.KafkaBrokers != "" || c.S3Endpoint != "" {
 		t.Fatalf("a service URL has a default: %+v", c)
+	}
+	if c, err := Parse(map[string]string{"READ_CACHE": "off"}); err != nil || c.ReadCacheOn() {
+		t.Fatalf("READ_CACHE=off: %v %+v", err, c)
 	}
 	off, err := Parse(map[string]string{"SEED": "false"})
 	if err != nil || off.SeedEnabled() {
@@ -69,6 +73,9 @@ func TestWrongValuesNameTheirVariable(t *testing.T) {
 		{"MAX_BODY_BYTES", "10"},
 		{"ORDER_RATE_PER_MINUTE", "0"},
 		{"SEED", "maybe"},
+		{"READ_CACHE", "yes"},
+		{"RESPONSE_CACHE_BYTES", "1000"},
+		{"RESPONSE_CACHE_BYTES", "lots"},
 	} {
 		t.Run(tc.name+"="+tc.value, func(t *testing.T) {
 			_, err := Parse(with(dev(), tc.name, tc.value))

@@ -60,3 +60,19 @@ func forwardLogs(log *slog.Logger, client string, logs <-chan kafka.LogEvent) {
 		log.Log(context.Background(), level, "kafka "+client+": "+e.Message, "tag", e.Tag, "name", e.Name)
 	}
 }
+
+// Fanout returns a handler handing each event to every handler in turn, so
+// one consumer feeds several. An error from any is returned (joined), and
+// the consumer then offers the event to all of them again: they must be
+// idempotent.
+func Fanout(handlers ...Handler) Handler {
+	return func(ctx context.Context, ev domain.Event) error {
+		var errs []error
+		for _, h := range handlers {
+			if err := h(ctx, ev); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		return errors.Join(errs...)
+	}
+}

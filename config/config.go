@@ -50,9 +50,9 @@ type Config struct {
 	MaxBodyBytes         int64         `env:"MAX_BODY_BYTES" envDefault:"1048576"`
 	OrderRatePerMinute   int           `env:"ORDER_RATE_PER_MINUTE" envDefault:"60"`
 	// PprofAddr turns net/http/pprof on, on a listener of its own; empty is off.
-	PprofAddr string `env:"PPROF_ADDR"`
-	ReadCache            string        `env:"READ_CACHE" envDefault:"on"`
-	ResponseCacheBytes   int           `env:"RESPONSE_CACHE_BYTES" envDefault:"33554432"`
+	PprofAddr          string `env:"PPROF_ADDR"`
+	ReadCache          string `env:"READ_CACHE" envDefault:"on"`
+	ResponseCacheBytes int    `env:"RESPONSE_CACHE_BYTES" envDefault:"33554432"`
 }
 
 // Prod reports whether the server runs in production mode.

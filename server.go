@@ -18,6 +18,7 @@ import (
 
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/net/netutil"
 
 	"livedrops/accounts"
 	"livedrops/auth"
@@ -187,7 +188,7 @@ func NewApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (app *App
 	dropSvc := drops.New(app.DB, gate)
 	res := &resolvers.Resolver{
 		DB:           app.DB,
-		Accounts:     accounts.New(app.DB, tokens, kv),
+		Accounts:     accounts.New(app.DB, tokens, kv, accounts.NewLimits(app.Redis, cfg.RedisPrefix, cfg.Abuse)),
 		Catalog:      catalog.New(app.DB, objects, kv),
 		DropService:  dropSvc,
 		OrderService: orderSvc,
@@ -224,8 +225,14 @@ func NewApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (app *App
 		Complexity:   2000,
 		Depth:        12,
 		APQCache:     httpapi.NewRedisAPQCache(app.Redis, cfg.RedisPrefix),
-		Responses:    app.Responses,
-		Authenticate: tokens.Middleware,
+		// A password hash costs far more than any other mutation: one a request.
+		MutationCosts:        map[string]int{"logIn": passwordHashCost, "signUp": passwordHashCost},
+		TrustedProxies:       cfg.TrustedProxies,
+		APQMaxBytes:          cfg.APQMaxBytes,
+		BodyReadTimeout:      cfg.ReadTimeout,
+		WebSocketsPerAddress: cfg.WebSocketsPerAddress,
+		Responses:            app.Responses,
+		Authenticate:         tokens.Middleware,
 		InitWebSocket: func(ctx context.Context, p transport.InitPayload) (context.Context, *transport.InitPayload, error) {
 			v, err := tokens.ViewerFromAuthorization(p.Authorization())
 			if err != nil {
@@ -331,8 +338,13 @@ func (a *App) Serve(ctx context.Context) error {
 		workers.Go(func() { a.serveProfiles(ctx) })
 	}
 	a.Log.Info("Live Drops is up: GraphQL Playground at " + playgroundURL(a.Addr()))
-	srv := &http.Server{Handler: a.Handler, ReadHeaderTimeout: 10 * time.Second}
-	err := httpapi.Serve(ctx, srv, a.listener, a.Log, shutdownGrace)
+	// No ReadTimeout: it would cut WebSocket and SSE streams; the handler
+	// bounds reading each body instead (READ_TIMEOUT).
+	srv := &http.Server{
+		Handler: a.Handler, ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout: a.Config.IdleTimeout, MaxHeaderBytes: maxHeaderBytes,
+	}
+	err := httpapi.Serve(ctx, srv, netutil.LimitListener(a.listener, a.Config.MaxConnections), a.Log, shutdownGrace)
 	cancel()
 	if !waitFor(&workers, shutdownGrace) {
 		a.Log.Warn("stopping", "err", fmt.Errorf("background workers still running %s after shutdown began", shutdownGrace))
@@ -347,6 +359,13 @@ func (a *App) Serve(ctx context.Context) error {
 	}
 	return err
 }
+
+// passwordHashCost is what logIn and signUp count against
+// httpapi.DefaultMaxMutationCost, a request's budget of mutations.
+const passwordHashCost = httpapi.DefaultMaxMutationCost
+
+// maxHeaderBytes bounds a request's headers: tokens and cookies fit many times.
+const maxHeaderBytes = 64 << 10
 
 // shutdownGrace bounds the HTTP shutdown and, after it, the workers' stop.
 const shutdownGrace = 15 * time.Second

@@ -19,11 +19,13 @@ type Service struct {
 	db     *store.DB
 	tokens *auth.Tokens
 	cache  *cache.Cache
+	limits *Limits
 }
 
-// New returns the accounts service. c may be nil (no cache to keep fresh).
-func New(db *store.DB, tokens *auth.Tokens, c *cache.Cache) *Service {
-	return &Service{db: db, tokens: tokens, cache: c}
+// New returns the accounts service. c may be nil (no cache to keep fresh),
+// and so may limits (no limits on logging in and signing up).
+func New(db *store.DB, tokens *auth.Tokens, c *cache.Cache, limits *Limits) *Service {
+	return &Service{db: db, tokens: tokens, cache: c, limits: limits}
 }
 
 // AuthResult is what signing up or logging in gives: a session token and its user.
@@ -39,15 +41,21 @@ var errWrongLogin = domain.Errorf(domain.Unauthenticated, "wrong handle or passw
 
 // dummyHash is checked against when the handle is unknown, so a failed log-in
 // takes as long whether or not the account exists.
-var dummyHash = sync.OnceValues(func() (string, error) { return auth.HashPassword("no account has this password") })
+var dummyHash = sync.OnceValues(func() (string, error) {
+	return auth.HashPassword(context.Background(), "no account has this password")
+})
 
-// SignUp creates an account and logs it in.
+// SignUp creates an account and logs it in; the client address's sign-up
+// rate is checked before the password is hashed.
 func (s *Service) SignUp(ctx context.Context, handle, password, displayName string) (*AuthResult, error) {
 	displayName, err := checkSignUp(handle, password, displayName)
 	if err != nil {
 		return nil, err
 	}
-	hash, err := auth.HashPassword(password)
+	if err := s.limits.allowSignUp(ctx); err != nil {
+		return nil, err
+	}
+	hash, err := auth.HashPassword(ctx, password)
 	if err != nil {
 		return nil, fmt.Errorf("accounts: sign up %q: %w", handle, err)
 	}
@@ -58,10 +66,29 @@ func (s *Service) SignUp(ctx context.Context, handle, password, displayName stri
 	return s.session(u)
 }
 
-// LogIn checks a handle (in any letter case) and password and starts a session.
+// LogIn checks a handle (in any letter case) and password and starts a
+// session. The limits come first: a refused log-in is RATE_LIMITED whether
+// or not its password is right, and costs no hash.
 func (s *Service) LogIn(ctx context.Context, handle, password string) (*AuthResult, error) {
-	if checkPassword(password) != nil {
-		return nil, errWrongLogin // no account has such a password: nothing to hash
+	if err := s.limits.allowLogIn(ctx, handle); err != nil {
+		return nil, err
+	}
+	u, err := s.checkLogIn(ctx, handle, password)
+	if err == errWrongLogin {
+		s.limits.loggedIn(ctx, handle, false)
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.limits.loggedIn(ctx, handle, true)
+	return s.session(u)
+}
+
+// checkLogIn returns the user whose handle and password these are, or
+// errWrongLogin, taking as long for a handle nobody has.
+func (s *Service) checkLogIn(ctx context.Context, handle, password string) (*domain.User, error) {
+	if len(handle) > maxHandle || checkPassword(password) != nil {
+		return nil, errWrongLogin // no account has such a handle or password: nothing to hash
 	}
 	u, err := s.db.UserByHandle(ctx, handle)
 	if domain.ErrorCode(err) == domain.NotFound {
@@ -69,13 +96,15 @@ func (s *Service) LogIn(ctx context.Context, handle, password string) (*AuthResu
 		if err != nil {
 			return nil, fmt.Errorf("accounts: log in: %w", err)
 		}
-		_, _ = auth.CheckPassword(password, hash)
+		if _, err := auth.CheckPassword(ctx, password, hash); err != nil {
+			return nil, fmt.Errorf("accounts: log in: %w", err)
+		}
 		return nil, errWrongLogin
 	}
 	if err != nil {
 		return nil, err
 	}
-	ok, err := auth.CheckPassword(password, u.PasswordHash)
+	ok, err := auth.CheckPassword(ctx, password, u.PasswordHash)
 	if err != nil {
 		return nil, fmt.Errorf("accounts: log in user #%d: %w", u.ID, err)
 	}
@@ -83,7 +112,7 @@ func (s *Service) LogIn(ctx context.Context, handle, password string) (*AuthResu
 		return nil, errWrongLogin
 	}
 	u.PasswordHash = "" // it goes no further than this check
-	return s.session(u)
+	return u, nil
 }
 
 func (s *Service) session(u *domain.User) (*AuthResult, error) {

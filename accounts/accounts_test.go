@@ -19,7 +19,7 @@ func newService(t *testing.T) (*Service, *store.DB, *auth.Tokens) {
 	t.Helper()
 	db := storetest.Open(t)
 	tokens := auth.NewTokens([]byte("accounts-test-secret"), time.Hour, nil)
-	return New(db, tokens, nil), db, tokens
+	return New(db, tokens, nil, nil), db, tokens
 }
 
 func wantError(t *testing.T, err error, code, field, msg string) {

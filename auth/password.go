@@ -3,6 +3,7 @@
 package auth
 
 import (
+	"context"
 	"fmt"
 	"runtime"
 
@@ -25,10 +26,24 @@ var hashParams = &argon2id.Params{
 // must not exhaust memory when more hashes at once would not finish sooner.
 var hashSlots = make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))
 
+// takeSlot waits for a hash slot, giving up when ctx ends: a client that has
+// gone away must not keep a queued hash.
+func takeSlot(ctx context.Context) (release func(), err error) {
+	select {
+	case hashSlots <- struct{}{}:
+		return func() { <-hashSlots }, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("auth: wait for a password hash slot: %w", context.Cause(ctx))
+	}
+}
+
 // HashPassword returns the argon2id hash of pw in the PHC string format.
-func HashPassword(pw string) (string, error) {
-	hashSlots <- struct{}{}
-	defer func() { <-hashSlots }()
+func HashPassword(ctx context.Context, pw string) (string, error) {
+	release, err := takeSlot(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer release()
 	h, err := argon2id.CreateHash(pw, hashParams)
 	if err != nil {
 		return "", fmt.Errorf("auth: hash password: %w", err)
@@ -38,9 +53,12 @@ func HashPassword(pw string) (string, error) {
 
 // CheckPassword reports whether pw matches hash, in constant time. A hash that
 // cannot be decoded is an error, not a mismatch.
-func CheckPassword(pw, hash string) (bool, error) {
-	hashSlots <- struct{}{}
-	defer func() { <-hashSlots }()
+func CheckPassword(ctx context.Context, pw, hash string) (bool, error) {
+	release, err := takeSlot(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer release()
 	ok, err := argon2id.ComparePasswordAndHash(pw, hash)
 	if err != nil {
 		return false, fmt.Errorf("auth: check password: %w", err)

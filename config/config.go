@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"reflect"
 	"strconv"
@@ -53,6 +54,23 @@ type Config struct {
 	PprofAddr          string `env:"PPROF_ADDR"`
 	ReadCache          string `env:"READ_CACHE" envDefault:"on"`
 	ResponseCacheBytes int    `env:"RESPONSE_CACHE_BYTES" envDefault:"33554432"`
+	Abuse
+}
+
+// Abuse are the limits that keep one client from costing more than its
+// share (README, "Security").
+type Abuse struct {
+	// TrustedProxies are the peers whose X-Forwarded-For names the client.
+	TrustedProxies         []netip.Prefix `env:"TRUSTED_PROXIES" envSeparator:","`
+	OrderRatePerAddress    int            `env:"ORDER_RATE_PER_ADDRESS_PER_MINUTE" envDefault:"600"`
+	LogInRatePerAddress    int            `env:"LOGIN_RATE_PER_ADDRESS_PER_MINUTE" envDefault:"30"`
+	LogInFailuresPerHandle int            `env:"LOGIN_FAILURES_PER_HANDLE" envDefault:"5"`
+	SignUpRatePerAddress   int            `env:"SIGNUP_RATE_PER_ADDRESS_PER_HOUR" envDefault:"20"`
+	APQMaxBytes            int            `env:"APQ_MAX_BYTES" envDefault:"16384"`
+	ReadTimeout            time.Duration  `env:"READ_TIMEOUT" envDefault:"30s"`
+	IdleTimeout            time.Duration  `env:"IDLE_TIMEOUT" envDefault:"120s"`
+	MaxConnections         int            `env:"MAX_CONNECTIONS" envDefault:"20000"`
+	WebSocketsPerAddress   int            `env:"WEBSOCKETS_PER_ADDRESS" envDefault:"100"`
 }
 
 // Prod reports whether the server runs in production mode.
@@ -205,6 +223,7 @@ func (c *Config) Validate() error {
 	if c.ResponseCacheBytes < 1<<20 || c.ResponseCacheBytes > 1<<32-1 {
 		bad("RESPONSE_CACHE_BYTES", "must be between 1048576 (1 MiB) and 4294967295, got %d", c.ResponseCacheBytes)
 	}
+	c.Abuse.validate(bad)
 	if c.Prod() {
 		for _, v := range []struct{ name, value string }{
 			{"DATABASE_URL", c.DatabaseURL}, {"REDIS_URL", c.RedisURL}, {"KAFKA_BROKERS", c.KafkaBrokers},
@@ -242,4 +261,30 @@ func loopbackAddr(addr string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+func (a *Abuse) validate(bad func(name, format string, args ...any)) {
+	for _, p := range a.TrustedProxies {
+		if p != p.Masked() {
+			bad("TRUSTED_PROXIES", "%s has bits set past its prefix length; did you mean %s?", p, p.Masked())
+		}
+	}
+	atLeast := func(name string, v, min int) {
+		if v < min {
+			bad(name, "must be at least %d, got %d", min, v)
+		}
+	}
+	atLeast("ORDER_RATE_PER_ADDRESS_PER_MINUTE", a.OrderRatePerAddress, 1)
+	atLeast("LOGIN_RATE_PER_ADDRESS_PER_MINUTE", a.LogInRatePerAddress, 1)
+	atLeast("LOGIN_FAILURES_PER_HANDLE", a.LogInFailuresPerHandle, 1)
+	atLeast("SIGNUP_RATE_PER_ADDRESS_PER_HOUR", a.SignUpRatePerAddress, 1)
+	atLeast("APQ_MAX_BYTES", a.APQMaxBytes, 1024)
+	atLeast("MAX_CONNECTIONS", a.MaxConnections, 16)
+	atLeast("WEBSOCKETS_PER_ADDRESS", a.WebSocketsPerAddress, 1)
+	if a.ReadTimeout < 100*time.Millisecond {
+		bad("READ_TIMEOUT", "must be at least 100ms, got %s", a.ReadTimeout)
+	}
+	if a.IdleTimeout < 100*time.Millisecond {
+		bad("IDLE_TIMEOUT", "must be at least 100ms, got %s", a.IdleTimeout)
+	}
 }

@@ -76,6 +76,18 @@ func TestWrongValuesNameTheirVariable(t *testing.T) {
 		{"READ_CACHE", "yes"},
 		{"RESPONSE_CACHE_BYTES", "1000"},
 		{"RESPONSE_CACHE_BYTES", "lots"},
+		{"TRUSTED_PROXIES", "10.0.0.1"},
+		{"TRUSTED_PROXIES", "10.0.0.1/8"},
+		{"TRUSTED_PROXIES", "10.0.0.0/8,proxy.internal"},
+		{"ORDER_RATE_PER_ADDRESS_PER_MINUTE", "0"},
+		{"LOGIN_RATE_PER_ADDRESS_PER_MINUTE", "0"},
+		{"LOGIN_FAILURES_PER_HANDLE", "0"},
+		{"SIGNUP_RATE_PER_ADDRESS_PER_HOUR", "0"},
+		{"APQ_MAX_BYTES", "100"},
+		{"READ_TIMEOUT", "0s"},
+		{"IDLE_TIMEOUT", "1ms"},
+		{"MAX_CONNECTIONS", "1"},
+		{"WEBSOCKETS_PER_ADDRESS", "0"},
 	} {
 		t.Run(tc.name+"="+tc.value, func(t *testing.T) {
 			_, err := Parse(with(dev(), tc.name, tc.value))

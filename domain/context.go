@@ -1,6 +1,9 @@
 package domain
 
-import "context"
+import (
+	"context"
+	"net/netip"
+)
 
 // Viewer is who is asking: the authenticated user of a request or subscription.
 type Viewer struct {
@@ -13,6 +16,7 @@ type ctxKey int
 const (
 	viewerKey ctxKey = iota
 	requestIDKey
+	clientAddrKey
 )
 
 // WithViewer returns ctx carrying the authenticated viewer.
@@ -43,4 +47,16 @@ func WithRequestID(ctx context.Context, id string) context.Context {
 func RequestID(ctx context.Context) string {
 	id, _ := ctx.Value(requestIDKey).(string)
 	return id
+}
+
+// WithClientAddr returns ctx carrying the address of the client that sent the
+// request (see httpapi's trusted proxies).
+func WithClientAddr(ctx context.Context, a netip.Addr) context.Context {
+	return context.WithValue(ctx, clientAddrKey, a)
+}
+
+// ClientAddr returns the client address of ctx; not valid when unknown.
+func ClientAddr(ctx context.Context) netip.Addr {
+	a, _ := ctx.Value(clientAddrKey).(netip.Addr)
+	return a
 }

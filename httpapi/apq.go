@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/redis/go-redis/v9"
+	"github.com/vektah/gqlparser/v2/gqlerror"
 )
 
 // apqTTL is how long a persisted query outlives its last use.
@@ -52,6 +53,51 @@ func (c redisAPQ) Add(ctx context.Context, hash, query string) {
 	if err := c.rdb.Set(ctx, c.prefix+hash, query, apqTTL).Err(); err != nil {
 		apqErrors.Inc()
 	}
+}
+
+// heldAPQ is the persisted-query store as gqlgen's extension sees it: a
+// document it would store is held in the operation's stats until storeAPQ
+// has seen it parse, validate and pass every limit, and one larger than
+// maxBytes is never stored (it still runs). Otherwise anyone could fill Redis
+// with garbage by sending it with its hash.
+type heldAPQ struct {
+	store    graphql.Cache[string]
+	maxBytes int
+}
+
+// heldAPQKey names the held document in the operation's stats.
+const heldAPQKey = "livedrops.apq.held"
+
+type heldDocument struct{ hash, query string }
+
+func (c heldAPQ) Get(ctx context.Context, hash string) (string, bool) { return c.store.Get(ctx, hash) }
+
+func (c heldAPQ) Add(ctx context.Context, hash, query string) {
+	if len(query) > c.maxBytes {
+		return
+	}
+	if graphql.HasOperationContext(ctx) {
+		graphql.GetOperationContext(ctx).Stats.SetExtension(heldAPQKey, heldDocument{hash: hash, query: query})
+	}
+}
+
+// storeAPQ stores the document heldAPQ held, once the operation has passed
+// every check before it.
+type storeAPQ struct{ store graphql.Cache[string] }
+
+var _ interface {
+	graphql.HandlerExtension
+	graphql.OperationContextMutator
+} = storeAPQ{}
+
+func (storeAPQ) ExtensionName() string                   { return "StoreAPQ" }
+func (storeAPQ) Validate(graphql.ExecutableSchema) error { return nil }
+
+func (s storeAPQ) MutateOperationContext(ctx context.Context, opCtx *graphql.OperationContext) *gqlerror.Error {
+	if held, ok := opCtx.Stats.GetExtension(heldAPQKey).(heldDocument); ok {
+		s.store.Add(ctx, held.hash, held.query)
+	}
+	return nil
 }
 
 // isSHA256Hex keeps client-chosen garbage out of Redis key names.

@@ -60,6 +60,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -81,6 +82,9 @@ import (
 const (
 	CodeQueryTooDeep    = "QUERY_TOO_DEEP"
 	CodeQueryTooComplex = "QUERY_TOO_COMPLEX"
+	// CodeTooManyMutations refuses a request whose mutations cost more than
+	// Options.MaxMutationCost together.
+	CodeTooManyMutations = "TOO_MANY_MUTATIONS"
 )
 
 func init() {
@@ -88,6 +92,7 @@ func init() {
 	// them as an "error" message, not as a result.
 	errcode.RegisterErrorType(CodeQueryTooDeep, errcode.KindProtocol)
 	errcode.RegisterErrorType(CodeQueryTooComplex, errcode.KindProtocol)
+	errcode.RegisterErrorType(CodeTooManyMutations, errcode.KindProtocol)
 }
 
 // Defaults for the zero values of Options.
@@ -95,6 +100,11 @@ const (
 	DefaultMaxBodyBytes = 1 << 20
 	DefaultComplexity   = 1000
 	DefaultDepth        = 12
+
+	DefaultMaxMutationCost      = 5
+	DefaultAPQMaxBytes          = 16 << 10
+	DefaultBodyReadTimeout      = 30 * time.Second
+	DefaultWebSocketsPerAddress = 100
 )
 
 // Variables for tests:
@@ -163,6 +173,22 @@ type Options struct {
 	// Responses caches whole responses of public queries; nil turns the
 	// response cache off (Cache-Control and ETags are sent either way).
 	Responses *respcache.Cache
+	// TrustedProxies are the peers whose X-Forwarded-For names the client
+	// address the limits per address count; any other peer is the client.
+	TrustedProxies []netip.Prefix
+	// MaxMutationCost bounds what the mutation root fields of one request may
+	// cost together, counted before any runs (0: 5); each costs 1 unless
+	// MutationCosts says more.
+	MaxMutationCost int
+	MutationCosts   map[string]int
+	// APQMaxBytes is the largest document stored as a persisted query
+	// (0: 16 KiB); larger ones run but must be sent whole every time.
+	APQMaxBytes int
+	// BodyReadTimeout bounds reading a request body (0: 30 s).
+	BodyReadTimeout time.Duration
+	// WebSocketsPerAddress caps the WebSockets open at once from one client
+	// address on this instance (0: 100).
+	WebSocketsPerAddress int
 	// WriteTimeout bounds one send to a WebSocket or SSE client that stopped
 	// reading; past it the connection is closed. Zero: 10 s.
 	WriteTimeout time.Duration
@@ -193,6 +219,18 @@ func New(o Options) http.Handler {
 	if o.Depth <= 0 {
 		o.Depth = DefaultDepth
 	}
+	if o.MaxMutationCost <= 0 {
+		o.MaxMutationCost = DefaultMaxMutationCost
+	}
+	if o.APQMaxBytes <= 0 {
+		o.APQMaxBytes = DefaultAPQMaxBytes
+	}
+	if o.BodyReadTimeout <= 0 {
+		o.BodyReadTimeout = DefaultBodyReadTimeout
+	}
+	if o.WebSocketsPerAddress <= 0 {
+		o.WebSocketsPerAddress = DefaultWebSocketsPerAddress
+	}
 
 	mux := http.NewServeMux()
 	mux.Handle("/query", queryHandler(o))
@@ -220,7 +258,7 @@ func New(o Options) http.Handler {
 			metrics.CountHTTPRequest(routeLabel(r), status)
 		},
 	})
-	return withRequestID(access(recoverHTTP(o.Log, mux)))
+	return withRequestID(withClientAddr(o.TrustedProxies, boundBodyRead(o.BodyReadTimeout, access(recoverHTTP(o.Log, mux)))))
 }
 
 // routeLabel is the router pattern that served r, so the label set stays as
@@ -251,6 +289,7 @@ func queryHandler(o Options) http.Handler {
 		initTimeout:  wsInitTimeout,
 		writeTimeout: o.wsWriteTimeout(),
 		keepAlive:    keepAlive,
+		perAddress:   newAddrCount(o.WebSocketsPerAddress),
 	})
 	srv.AddTransport(transport.SSE{KeepAlivePingInterval: keepAlive})
 	// After SSE: it takes every other request.
@@ -269,8 +308,9 @@ func queryHandler(o Options) http.Handler {
 	if apq == nil {
 		apq = lru.New[string](queryCacheSize)
 	}
-	srv.Use(extension.AutomaticPersistedQuery{Cache: apq})
-	// Cheapest refusals first: depth, then introspection, then cost.
+	srv.Use(extension.AutomaticPersistedQuery{Cache: heldAPQ{store: apq, maxBytes: o.APQMaxBytes}})
+	// Cheapest refusals first: mutations, depth, then introspection, then cost.
+	srv.Use(mutationCost{max: o.MaxMutationCost, costs: o.MutationCosts})
 	srv.Use(depthLimit{max: o.Depth})
 	if o.Prod {
 		srv.Use(noIntrospection{})
@@ -278,6 +318,8 @@ func queryHandler(o Options) http.Handler {
 		srv.Use(extension.Introspection{})
 	}
 	srv.Use(complexityLimit{inner: extension.FixedComplexityLimit(o.Complexity)})
+	// Last: a document is stored only once every check above has passed.
+	srv.Use(storeAPQ{store: apq})
 	if o.Responses != nil {
 		srv.AroundFields(respcache.Collect)
 	}

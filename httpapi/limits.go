@@ -184,3 +184,74 @@ func (c complexityLimit) MutateOperationContext(ctx context.Context, opCtx *grap
 	}
 	return err
 }
+
+// mutationCost refuses a mutation whose root fields cost more than max
+// together, before any of them runs: each field costs 1, or what costs says
+// (a password hash costs far more than a write). Aliases and fragments count
+// every time they select a field.
+type mutationCost struct {
+	max   int
+	costs map[string]int
+}
+
+var _ interface {
+	graphql.HandlerExtension
+	graphql.OperationContextMutator
+} = mutationCost{}
+
+func (mutationCost) ExtensionName() string                   { return "MutationCost" }
+func (mutationCost) Validate(graphql.ExecutableSchema) error { return nil }
+
+func (m mutationCost) MutateOperationContext(_ context.Context, opCtx *graphql.OperationContext) *gqlerror.Error {
+	if opCtx.Operation == nil || opCtx.Operation.Operation != ast.Mutation {
+		return nil
+	}
+	w := costWalker{doc: opCtx.Doc, costs: m.costs, fragments: map[string]int{}}
+	cost := w.set(opCtx.Operation.SelectionSet)
+	if cost <= m.max {
+		return nil
+	}
+	err := gqlerror.Errorf("the request's mutations cost %d, more than the limit of %d: send them in several requests", cost, m.max)
+	setCode(err, CodeTooManyMutations)
+	return err
+}
+
+type costWalker struct {
+	doc       *ast.QueryDocument
+	costs     map[string]int
+	fragments map[string]int // -1 while being walked
+}
+
+func (w costWalker) set(set ast.SelectionSet) int {
+	total := 0
+	for _, sel := range set {
+		c := 0
+		switch sel := sel.(type) {
+		case *ast.Field:
+			c = 1
+			if v, ok := w.costs[sel.Name]; ok {
+				c = v
+			}
+		case *ast.InlineFragment:
+			c = w.set(sel.SelectionSet)
+		case *ast.FragmentSpread:
+			c = w.fragment(sel.Name)
+		}
+		total = min(total+c, fieldsCap)
+	}
+	return total
+}
+
+func (w costWalker) fragment(name string) int {
+	if c, ok := w.fragments[name]; ok {
+		return max(c, 0) // -1: a cycle, which validation has refused already
+	}
+	def := w.doc.Fragments.ForName(name)
+	if def == nil {
+		return 0
+	}
+	w.fragments[name] = -1
+	c := w.set(def.SelectionSet)
+	w.fragments[name] = c
+	return c
+}

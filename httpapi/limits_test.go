@@ -214,3 +214,29 @@ func TestParserTokenLimit(t *testing.T) {
 		t.Fatalf("status %d body %.300s", r.status, r.body)
 	}
 }
+
+func TestMutationCost(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.MaxMutationCost = 3 })
+	for _, tc := range []struct {
+		name, query string
+		refused     bool
+	}{
+		{"one", `mutation { bump }`, false},
+		{"at the limit", `mutation { a: bump b: bump c: bump }`, false},
+		{"aliases past it", `mutation { a: bump b: bump c: bump d: bump }`, true},
+		{"fragments past it", `mutation { ...F ...F } fragment F on Mutation { a: bump b: bump }`, true},
+		{"inline fragments past it", `mutation { ... { a: bump b: bump } ... { c: bump d: bump } }`, true},
+		{"queries are not counted", `{ a: __typename b: __typename c: __typename d: __typename }`, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := e.res.Calls()
+			r := e.query(tc.query, nil)
+			if got := r.code(0) == CodeTooManyMutations; got != tc.refused {
+				t.Fatalf("refused %v; want %v: status %d body %s", got, tc.refused, r.status, r.body)
+			}
+			if tc.refused && e.res.Calls() != before {
+				t.Fatal("a resolver ran for a refused mutation")
+			}
+		})
+	}
+}

@@ -97,6 +97,8 @@ type wsTransport struct {
 	// keepAlive is how often a ping (graphql-transport-ws) or "ka" (graphql-ws)
 	// is sent once the connection is acknowledged; 0 sends none.
 	keepAlive time.Duration
+	// perAddress caps the sockets one client address holds open.
+	perAddress *addrCount
 }
 
 var _ graphql.Transport = (*wsTransport)(nil)
@@ -106,6 +108,15 @@ func (t *wsTransport) Supports(r *http.Request) bool {
 }
 
 func (t *wsTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
+	if t.perAddress != nil {
+		release, ok := t.perAddress.take(r)
+		if !ok {
+			w.Header().Set("Retry-After", "10")
+			http.Error(w, "too many WebSockets from this address", http.StatusTooManyRequests)
+			return
+		}
+		defer release()
+	}
 	hj := &hijackRecorder{ResponseWriter: w}
 	var ws *coderws.Conn
 	var err error

@@ -44,8 +44,8 @@ type Service struct {
 }
 
 // New returns the orders service. gate may be nil (PostgreSQL alone); rdb
-// (nil: no rate limit) holds the per-buyer rate limit of
-// cfg.OrderRatePerMinute; reservations last cfg.ReservationTTL.
+// (nil: no rate limit) holds the rate limits per buyer and per client address,
+// cfg.OrderRatePerMinute and cfg.OrderRatePerAddress; reservations last cfg.ReservationTTL.
 func New(db *store.DB, gate *Gate, provider payments.Provider, rdb redis.UniversalClient, cfg *config.Config) *Service {
 	l := newLinkUnlessShared(gate, rdb)
 	return &Service{
@@ -53,7 +53,7 @@ func New(db *store.DB, gate *Gate, provider payments.Provider, rdb redis.Univers
 		batches:  newBatcher(db),
 		gate:     gate,
 		provider: provider,
-		limit:    newRateLimit(l, cfg.RedisPrefix, cfg.OrderRatePerMinute),
+		limit:    newRateLimit(l, cfg.RedisPrefix, cfg.OrderRatePerMinute, cfg.OrderRatePerAddress),
 		ttl:      cfg.ReservationTTL,
 		log:      slog.Default(),
 	}
@@ -78,7 +78,7 @@ func (s *Service) Gate() *Gate { return s.gate }
 //  2. the gate: SOLD_OUT without touching PostgreSQL when its counter is short
 //     and it does not know the key (a key it knows goes on to PostgreSQL,
 //     and the gate knows every key PostgreSQL holds while it has a counter);
-//  3. the buyer's rate limit (RATE_LIMITED, with retryAfter seconds), which
+//  3. the rate limits of the buyer and of the client address (RATE_LIMITED, with retryAfter seconds), which
 //     gives the gate back what it took;
 //  4. one PostgreSQL transaction (store.PlaceOrders), shared with the drop's
 //     other orders of the moment (batch.go): the key's original order if

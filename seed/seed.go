@@ -46,7 +46,7 @@ func Load(ctx context.Context, db *store.DB, ds Drops, log *slog.Logger) error {
 	} else if domain.ErrorCode(err) != domain.NotFound {
 		return fmt.Errorf("seed: %w", err)
 	}
-	hash, err := auth.HashPassword(DemoPassword)
+	hash, err := auth.HashPassword(ctx, DemoPassword)
 	if err != nil {
 		return fmt.Errorf("seed: %w", err)
 	}

@@ -125,6 +125,10 @@ func (s *Sandbox) ServerEnv(httpAddr string) []string {
 		"MEDIA_BASE_URL=" + s.Services.S3Endpoint + "/" + s.Services.S3Bucket,
 		"JWT_SECRET=" + s.JWTSecret,
 		"SEED=false",
+		// The load process stands in for clients on many addresses.
+		"ORDER_RATE_PER_ADDRESS_PER_MINUTE=100000000",
+		"WEBSOCKETS_PER_ADDRESS=1000000",
+		"MAX_CONNECTIONS=1000000",
 	}
 }
 

@@ -3,11 +3,11 @@ package httpapi
 import (
 	"io"
 	"net/http"
-	"net/netip"
 	"sync"
 	"time"
 
 	"livedrops/domain"
+	"livedrops/ratelimit"
 )
 
 // boundBodyRead gives a request at most d to send its body. The server has no
@@ -47,19 +47,20 @@ func (b *deadlineBody) Read(p []byte) (int, error) {
 type addrCount struct {
 	max int
 	mu  sync.Mutex
-	n   map[netip.Addr]int
+	n   map[string]int // by ratelimit.AddrKey
 }
 
-func newAddrCount(max int) *addrCount { return &addrCount{max: max, n: map[netip.Addr]int{}} }
+func newAddrCount(max int) *addrCount { return &addrCount{max: max, n: map[string]int{}} }
 
 // take counts one more for the client of r, or reports false when it holds
 // max already; release gives it back. A request with no known address is
 // not counted.
 func (c *addrCount) take(r *http.Request) (release func(), ok bool) {
-	a := domain.ClientAddr(r.Context())
-	if !a.IsValid() {
+	addr := domain.ClientAddr(r.Context())
+	if !addr.IsValid() {
 		return func() {}, true
 	}
+	a := ratelimit.AddrKey(addr)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.n[a] >= c.max {

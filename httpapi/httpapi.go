@@ -2,7 +2,8 @@
 // executor on /query (POST, GET, WebSocket and server-sent events), the
 // health and readiness probes, Prometheus metrics, the Playground and any
 // extra routes, with request ids, access logs, metrics and protection
-// (depth, complexity, body size, introspection) around every request.
+// (depth, complexity, mutation cost, body size and read time, introspection,
+// WebSockets per client address) around every request.
 //
 // GraphQL over HTTP follows the GraphQL Foundation's spec:
 //   - POST takes an application/json body; any other Content-Type is 415.
@@ -50,7 +51,7 @@
 // code (and its field and extensions); gqlgen's parse and validation errors
 // keep GRAPHQL_PARSE_FAILED and GRAPHQL_VALIDATION_FAILED; a value of the
 // wrong type for an argument or variable is BAD_USER_INPUT; the limits answer
-// QUERY_TOO_DEEP and QUERY_TOO_COMPLEX; anything else, panics included, is
+// QUERY_TOO_DEEP, QUERY_TOO_COMPLEX and TOO_MANY_MUTATIONS; anything else, panics included, is
 // INTERNAL with the message "internal error", its real cause logged with the
 // request id.
 package httpapi

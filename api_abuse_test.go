@@ -23,6 +23,7 @@ import (
 	"livedrops/config"
 	"livedrops/domain"
 	"livedrops/httpapi"
+	"livedrops/internal/testenv"
 )
 
 const logInMutation = `mutation($in: LogInInput!) { logIn(input: $in) { token } }`
@@ -345,4 +346,45 @@ func TestAPIWebSocketsPerAddress(t *testing.T) {
 		open = append(open, ws)
 		return ""
 	})
+}
+
+func TestAPIOrdersPerAddress(t *testing.T) {
+	app := startApp(t, func(c *config.Config) { c.OrderRatePerAddress = 3 })
+	s := newLiveSale(t, app, 20, 10)
+	b := provisionBuyers(t, app, 4)
+	for i := range 3 {
+		s.mustPlace(t, b[i].token, "from-one-address", 1)
+	}
+	// A fourth buyer from the same address is over its limit, and took nothing.
+	e := s.wantPlaceError(t, b[3].token, "from-one-address", domain.RateLimited)
+	if retry, _ := e.Extensions.All["retryAfter"].(float64); retry < 1 {
+		t.Fatalf("RATE_LIMITED extensions %v, want retryAfter", e.Extensions.All)
+	}
+	s.wantStock(t, 17, 3, 0)
+}
+
+// Without Redis the limits let requests through: logging in still works.
+func TestAPILogInWithoutRedis(t *testing.T) {
+	redisSrv := testenv.PrivateRedis(t)
+	app := startApp(t, func(c *config.Config) { c.RedisURL = redisSrv.URL() })
+	handle := uniqueHandle("noredis")
+	app.signUp(t, handle)
+	redisSrv.Kill()
+
+	start := time.Now()
+	if code, _ := app.logIn(t, handle, "wrong password"); code != domain.Unauthenticated {
+		t.Fatalf("wrong password without Redis answered %s", code)
+	}
+	if code, _ := app.logIn(t, handle, testPassword); code != "" {
+		t.Fatalf("right password without Redis answered %s", code)
+	}
+	if _, errs := app.gql(t, "", `mutation($in: SignUpInput!) { signUp(input: $in) { token } }`,
+		map[string]any{"in": map[string]any{"handle": uniqueHandle("noredis"), "password": testPassword, "displayName": "N"}}); len(errs) > 0 {
+		t.Fatalf("signUp without Redis: %s", describeErrors(errs))
+	}
+	d := time.Since(start)
+	t.Logf("three calls without Redis took %s", d)
+	if d > 10*time.Second {
+		t.Fatalf("three calls without Redis took %s", d)
+	}
 }

@@ -57,12 +57,15 @@ func (l *Limits) allowLogIn(ctx context.Context, handle string) error {
 			return err
 		}
 	}
+	if len(handle) > maxHandle {
+		return nil // no account has it, and Redis keys stay small
+	}
 	return l.failures.Check(ctx, handleKey(handle), "too many failed log-ins for this handle")
 }
 
 // loggedIn records the outcome of a checked password.
 func (l *Limits) loggedIn(ctx context.Context, handle string, ok bool) {
-	if l == nil {
+	if l == nil || len(handle) > maxHandle {
 		return
 	}
 	if ok {

@@ -66,7 +66,12 @@ func (p presenter) present(ctx context.Context, err error) *gqlerror.Error {
 			return gqlErr
 		}
 	}
-	p.log.ErrorContext(ctx, "internal error", "error", err, "path", path.String())
+	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		// The client left (a hash it queued gave up): nothing went wrong here.
+		p.log.DebugContext(ctx, "request cancelled", "error", err, "path", path.String())
+	} else {
+		p.log.ErrorContext(ctx, "internal error", "error", err, "path", path.String())
+	}
 	return &gqlerror.Error{
 		Message:    "internal error",
 		Path:       path,

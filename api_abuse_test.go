@@ -388,3 +388,42 @@ func TestAPILogInWithoutRedis(t *testing.T) {
 		t.Fatalf("three calls without Redis took %s", d)
 	}
 }
+
+func TestAPIConnectionCap(t *testing.T) {
+	app := startApp(t, func(c *config.Config) { c.MaxConnections = 2 })
+	get := func(c net.Conn, r *bufio.Reader, within time.Duration) error {
+		_ = c.SetDeadline(time.Now().Add(within))
+		fmt.Fprintf(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+		resp, err := http.ReadResponse(r, nil)
+		if err != nil {
+			return err
+		}
+		io.Copy(io.Discard, resp.Body)
+		return resp.Body.Close()
+	}
+	// The harness's client may hold idle connections of its own: let them go.
+	app.HTTP.CloseIdleConnections()
+	var held []net.Conn
+	for range 2 {
+		c, r := app.rawConn(t)
+		if err := get(c, r, 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, c)
+	}
+	// A third waits to be accepted, its request unanswered…
+	c, r := app.rawConn(t)
+	_ = c.SetDeadline(time.Now().Add(500 * time.Millisecond))
+	fmt.Fprintf(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+	if _, err := http.ReadResponse(r, nil); err == nil {
+		t.Fatal("a third connection was served past MAX_CONNECTIONS=2")
+	}
+	// … until one of the others closes.
+	held[0].Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(r, nil)
+	if err != nil {
+		t.Fatalf("the waiting connection after one closed: %v", err)
+	}
+	resp.Body.Close()
+}

@@ -57,7 +57,7 @@ type Config struct {
 	Abuse
 }
 
-// Abuse are the limits that keep one client from costing more than its
+// Abuse holds the limits that keep one client from costing more than its
 // share (README, "Security").
 type Abuse struct {
 	// TrustedProxies are the peers whose X-Forwarded-For names the client.

@@ -51,9 +51,9 @@
 // code (and its field and extensions); gqlgen's parse and validation errors
 // keep GRAPHQL_PARSE_FAILED and GRAPHQL_VALIDATION_FAILED; a value of the
 // wrong type for an argument or variable is BAD_USER_INPUT; the limits answer
-// QUERY_TOO_DEEP, QUERY_TOO_COMPLEX and TOO_MANY_MUTATIONS; anything else, panics included, is
-// INTERNAL with the message "internal error", its real cause logged with the
-// request id.
+// QUERY_TOO_DEEP, QUERY_TOO_COMPLEX and TOO_MANY_MUTATIONS; anything else,
+// panics included, is INTERNAL with the message "internal error", its real
+// cause logged with the request id.
 package httpapi
 
 import (

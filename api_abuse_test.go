@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -113,7 +114,7 @@ func TestAPILogInLockout(t *testing.T) {
 	}
 
 	// Each failure after a lock doubles it: let the first lock end, fail once more.
-	lockKey := app.Config.RedisPrefix + "login-failures:{" + handle + "}:lock"
+	lockKey := app.Config.RedisPrefix + "login-tries:{" + handle + "}:lock"
 	if err := app.App.Redis.Del(context.Background(), lockKey).Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +125,7 @@ func TestAPILogInLockout(t *testing.T) {
 		t.Fatalf("next attempt answered %s retryAfter %v; want %s with about 120", code, retry, domain.RateLimited)
 	}
 
-	// A success clears the failures.
+	// A success clears the count.
 	if err := app.App.Redis.Del(context.Background(), lockKey).Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -135,6 +136,31 @@ func TestAPILogInLockout(t *testing.T) {
 		if code, _ := app.logIn(t, handle, "wrong"+fmt.Sprint(i)); code != domain.Unauthenticated {
 			t.Fatalf("failure %d after a success answered %s", i+1, code)
 		}
+	}
+
+	// Tries at the same moment are counted before any is checked: no more
+	// than the free ones get to a password check.
+	burst := uniqueHandle("burst")
+	codes := make(chan string, 20)
+	var wg sync.WaitGroup
+	for i := range cap(codes) {
+		wg.Go(func() {
+			resp, err := app.exec("", logInMutation, map[string]any{"in": map[string]any{"handle": burst, "password": fmt.Sprintf("wrong password %d", i)}})
+			if err != nil || len(resp.Errors) == 0 {
+				codes <- fmt.Sprint("no error: ", err)
+				return
+			}
+			codes <- resp.Errors[0].Extensions.Code
+		})
+	}
+	wg.Wait()
+	close(codes)
+	count := map[string]int{}
+	for c := range codes {
+		count[c]++
+	}
+	if count[domain.Unauthenticated] != 5 || count[domain.RateLimited] != 15 {
+		t.Fatalf("20 log-ins at once answered %v; want 5 %s and 15 %s", count, domain.Unauthenticated, domain.RateLimited)
 	}
 }
 

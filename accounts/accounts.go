@@ -74,13 +74,10 @@ func (s *Service) LogIn(ctx context.Context, handle, password string) (*AuthResu
 		return nil, err
 	}
 	u, err := s.checkLogIn(ctx, handle, password)
-	if err == errWrongLogin {
-		s.limits.loggedIn(ctx, handle, false)
-	}
 	if err != nil {
 		return nil, err
 	}
-	s.limits.loggedIn(ctx, handle, true)
+	s.limits.loggedIn(ctx, handle)
 	return s.session(u)
 }
 

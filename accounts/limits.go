@@ -14,8 +14,8 @@ import (
 
 // Limits bound how often one client may make the service hash a password:
 // log-ins and sign-ups per client address, and a lockout of a handle after
-// failed log-ins that doubles while they go on. Unknown handles lock like
-// known ones, so a lock tells nothing about who has an account.
+// log-ins that did not succeed, doubling while they go on. Unknown handles
+// lock like known ones, so a lock tells nothing about who has an account.
 type Limits struct {
 	rates    *ratelimit.Limiter
 	logIn    ratelimit.Rate
@@ -23,8 +23,9 @@ type Limits struct {
 	failures *ratelimit.Lockout
 }
 
-// Lockout timings: past the free failures within failureWindow, the first lock
-// lasts firstLock, each failure after it doubles it, up to longestLock.
+// Lockout timings: from the last free try, tries no more than failureWindow
+// apart, the first lock lasts firstLock, each try after it doubles it, up to
+// longestLock.
 const (
 	failureWindow = 15 * time.Minute
 	firstLock     = time.Minute
@@ -40,14 +41,14 @@ func NewLimits(rdb redis.UniversalClient, prefix string, cfg config.Abuse) *Limi
 		logIn:  ratelimit.Rate{Name: "login", Per: cfg.LogInRatePerAddress, Period: time.Minute},
 		signUp: ratelimit.Rate{Name: "signup", Per: cfg.SignUpRatePerAddress, Period: time.Hour},
 		failures: ratelimit.NewLockout(rdb, prefix, ratelimit.Lockout{
-			Name: "login-failures", Free: cfg.LogInFailuresPerHandle,
+			Name: "login-tries", Free: cfg.LogInFailuresPerHandle,
 			Window: failureWindow, First: firstLock, Longest: longestLock,
 		}),
 	}
 }
 
 // allowLogIn refuses a log-in from an address over its rate, or for a handle
-// that is locked, whatever the password.
+// that is locked, whatever the password; otherwise it counts the try.
 func (l *Limits) allowLogIn(ctx context.Context, handle string) error {
 	if l == nil {
 		return nil
@@ -60,19 +61,15 @@ func (l *Limits) allowLogIn(ctx context.Context, handle string) error {
 	if len(handle) > maxHandle {
 		return nil // no account has it, and Redis keys stay small
 	}
-	return l.failures.Check(ctx, handleKey(handle), "too many failed log-ins for this handle")
+	return l.failures.Try(ctx, handleKey(handle), "too many failed log-ins for this handle")
 }
 
-// loggedIn records the outcome of a checked password.
-func (l *Limits) loggedIn(ctx context.Context, handle string, ok bool) {
+// loggedIn forgets the tries of a handle that has just logged in.
+func (l *Limits) loggedIn(ctx context.Context, handle string) {
 	if l == nil || len(handle) > maxHandle {
 		return
 	}
-	if ok {
-		l.failures.Clear(ctx, handleKey(handle))
-		return
-	}
-	l.failures.Fail(ctx, handleKey(handle))
+	l.failures.Clear(ctx, handleKey(handle))
 }
 
 // allowSignUp refuses a sign-up from an address over its rate.

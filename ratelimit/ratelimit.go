@@ -6,7 +6,6 @@ package ratelimit
 
 import (
 	"context"
-	"errors"
 	"math"
 	"net/netip"
 	"strconv"
@@ -97,9 +96,11 @@ func (l *Limiter) Allow(ctx context.Context, r Rate, key, what string) error {
 	return Refusal(res.RetryAfter, what)
 }
 
-// Lockout refuses a key for a while once it has failed Free times, failures
-// no more than Window apart: the first lock lasts First and each failure
-// after it doubles the lock, up to Longest. A success clears the failures.
+// Lockout refuses a key for a while once it has been tried Free times
+// without a success, tries no more than Window apart: the first lock lasts
+// First and each try after it doubles the lock, up to Longest. A try is
+// counted before it runs, so tries at the same moment cannot slip past the
+// count; a success clears it.
 type Lockout struct {
 	Name    string
 	Free    int
@@ -123,17 +124,35 @@ func NewLockout(rdb redis.UniversalClient, prefix string, l Lockout) *Lockout {
 
 func (l *Lockout) keys(key string) []string {
 	base := l.prefix + l.Name + ":{" + key + "}"
-	return []string{base + ":failures", base + ":lock"}
+	return []string{base + ":tries", base + ":lock"}
 }
 
-// Check returns RATE_LIMITED (saying it is what) while key is locked.
-func (l *Lockout) Check(ctx context.Context, key, what string) error {
+// tryScript answers the ms left of a lock, or counts a try and, from the
+// Free-th on, locks the next ones for First·2^(tries-Free) ms, at most
+// Longest; the count outlives the lock by Window so the next try doubles it.
+var tryScript = redis.NewScript(`
+local left = redis.call('PTTL', KEYS[2])
+if left > 0 then return left end
+local n = redis.call('INCR', KEYS[1])
+local over = n - tonumber(ARGV[1])
+local lock = 0
+if over >= 0 then
+  lock = math.floor(math.min(tonumber(ARGV[3]) * math.pow(2, math.min(over, 40)), tonumber(ARGV[4])))
+  redis.call('SET', KEYS[2], '1', 'PX', lock)
+end
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) + lock)
+return 0
+`)
+
+// Try counts a try of key, or returns RATE_LIMITED (saying it is what) while
+// key is locked.
+func (l *Lockout) Try(ctx context.Context, key, what string) error {
 	if l == nil {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), callTimeout)
 	defer cancel()
-	left, err := l.rdb.PTTL(ctx, l.keys(key)[1]).Result()
+	left, err := tryScript.Run(ctx, l.rdb, l.keys(key), l.Free, l.Window.Milliseconds(), l.First.Milliseconds(), l.Longest.Milliseconds()).Int64()
 	if err != nil {
 		redisErrors.WithLabelValues(l.Name).Inc()
 		return nil
@@ -142,46 +161,17 @@ func (l *Lockout) Check(ctx context.Context, key, what string) error {
 		return nil
 	}
 	refusals.WithLabelValues(l.Name).Inc()
-	return Refusal(left, what)
+	return Refusal(time.Duration(left)*time.Millisecond, what)
 }
 
-// failScript counts a failure and, from the Free-th on, locks for
-// First·2^(failures-Free) ms, at most Longest; the count outlives the lock
-// by Window so that the next failure doubles it.
-var failScript = redis.NewScript(`
-local n = redis.call('INCR', KEYS[1])
-local over = n - tonumber(ARGV[1])
-local lock = 0
-if over >= 0 then
-  lock = math.min(tonumber(ARGV[3]) * math.pow(2, math.min(over, 40)), tonumber(ARGV[4]))
-  lock = math.floor(lock)
-  redis.call('SET', KEYS[2], '1', 'PX', lock)
-end
-redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) + lock)
-return lock
-`)
-
-// Fail counts a failure of key, locking it from the Free-th on.
-func (l *Lockout) Fail(ctx context.Context, key string) {
-	if l == nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), callTimeout)
-	defer cancel()
-	err := failScript.Run(ctx, l.rdb, l.keys(key), l.Free, l.Window.Milliseconds(), l.First.Milliseconds(), l.Longest.Milliseconds()).Err()
-	if err != nil && !errors.Is(err, redis.Nil) {
-		redisErrors.WithLabelValues(l.Name).Inc()
-	}
-}
-
-// Clear forgets key's failures.
+// Clear forgets key's tries and lifts its lock.
 func (l *Lockout) Clear(ctx context.Context, key string) {
 	if l == nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), callTimeout)
 	defer cancel()
-	if err := l.rdb.Del(ctx, l.keys(key)[0]).Err(); err != nil {
+	if err := l.rdb.Del(ctx, l.keys(key)...).Err(); err != nil {
 		redisErrors.WithLabelValues(l.Name).Inc()
 	}
 }

@@ -63,7 +63,6 @@ type Consumer struct {
 	// DeadLetters keeps poison messages; nil keeps none. Set before Run.
 	DeadLetters DeadLetters
 
-
 	kc     *kafka.Consumer
 	topic  string
 	group  bool

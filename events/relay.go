@@ -48,9 +48,9 @@ type Relay struct {
 	log       *slog.Logger
 
 	// Tuning, read when Run starts.
-	BatchSize     int           // events per transaction
-	PollInterval  time.Duration // longest wait without a notification: covers a lost NOTIFY and retries a standby
-	MaxBackoff    time.Duration // longest pause after a failed publish
+	BatchSize    int           // events per transaction
+	PollInterval time.Duration // longest wait without a notification: covers a lost NOTIFY and retries a standby
+	MaxBackoff   time.Duration // longest pause after a failed publish
 	LagInterval  time.Duration // how often the lag gauge is refreshed
 }
 

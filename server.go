@@ -182,6 +182,7 @@ func NewApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (app *App
 	kv := cache.New(app.Redis, cfg.RedisPrefix, 5*time.Minute)
 	tokens := auth.NewTokens([]byte(cfg.JWTSecret), cfg.JWTTTL, time.Now)
 	gate := orders.NewGate(app.Redis, cfg.RedisPrefix)
+	gate.Retention = cfg.RetainGateKeys
 	app.closers = append(app.closers, gate.Close) // the gate has a Redis client of its own
 	provider := payments.NewSimulated()
 	orderSvc := orders.New(app.DB, gate, provider, app.Redis, cfg)

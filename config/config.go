@@ -59,8 +59,11 @@ type Config struct {
 	RetainPaymentEvents  time.Duration `env:"RETAIN_PAYMENT_EVENTS" envDefault:"720h"`
 	RetainAuditLog       time.Duration `env:"RETAIN_AUDIT_LOG" envDefault:"8760h"`
 	RetainDeadLetters    time.Duration `env:"RETAIN_DEAD_LETTERS" envDefault:"720h"`
-	PruneInterval        time.Duration `env:"PRUNE_INTERVAL" envDefault:"10m"`
-	PruneBatch           int           `env:"PRUNE_BATCH" envDefault:"5000"`
+	// RetainGateKeys is how long a drop's gate counter lives after the
+	// reconciler last renewed it (its known keys a minute longer).
+	RetainGateKeys time.Duration `env:"RETAIN_GATE_KEYS" envDefault:"10m"`
+	PruneInterval  time.Duration `env:"PRUNE_INTERVAL" envDefault:"10m"`
+	PruneBatch     int           `env:"PRUNE_BATCH" envDefault:"5000"`
 }
 
 // Prod reports whether the server runs in production mode.
@@ -226,6 +229,11 @@ func (c *Config) Validate() error {
 		if r.keep != 0 && r.keep < time.Hour {
 			bad(r.name, "must be 0 (keep forever) or at least 1h, got %s", r.keep)
 		}
+	}
+	// The reconciler renews the gate's keys every 30 s: a shorter life would
+	// let a selling drop's counter lapse between passes.
+	if c.RetainGateKeys < time.Minute || c.RetainGateKeys > 24*time.Hour {
+		bad("RETAIN_GATE_KEYS", "must be between 1m and 24h, got %s", c.RetainGateKeys)
 	}
 	if c.PruneInterval < time.Second || c.PruneInterval > 24*time.Hour {
 		bad("PRUNE_INTERVAL", "must be between 1s and 24h, got %s", c.PruneInterval)

@@ -43,7 +43,7 @@ func TestDefaults(t *testing.T) {
 	}
 	if c.RetainOutbox != 72*time.Hour || c.RetainConsumedEvents != 168*time.Hour || c.RetainPaymentEvents != 720*time.Hour ||
 		c.RetainAuditLog != 8760*time.Hour || c.RetainDeadLetters != 720*time.Hour || c.PruneInterval != 10*time.Minute ||
-		c.PruneBatch != 5000 {
+		c.PruneBatch != 5000 || c.RetainGateKeys != 10*time.Minute {
 		t.Fatalf("retention defaults: %+v", c)
 	}
 	// 0 keeps a table's rows forever; an hour is the shortest retention.
@@ -93,6 +93,9 @@ func TestWrongValuesNameTheirVariable(t *testing.T) {
 		{"RETAIN_PAYMENT_EVENTS", "1s"},
 		{"RETAIN_AUDIT_LOG", "10m"},
 		{"RETAIN_DEAD_LETTERS", "5m"},
+		{"RETAIN_GATE_KEYS", "30s"},
+		{"RETAIN_GATE_KEYS", "0"},
+		{"RETAIN_GATE_KEYS", "48h"},
 		{"PRUNE_INTERVAL", "500ms"},
 		{"PRUNE_INTERVAL", "48h"},
 		{"PRUNE_BATCH", "10"},

@@ -22,8 +22,8 @@ var agedRows = []struct{ table, stmt string }{
 		SELECT 'notifier', $2 || i, now() - interval '100 days' - i * interval '1 ms' FROM generate_series(1, $1::int) i`},
 	{"payment_events", `INSERT INTO payment_events (event_id, received_at)
 		SELECT $2 || i, now() - interval '100 days' - i * interval '1 ms' FROM generate_series(1, $1::int) i`},
-	{"audit_log", `INSERT INTO audit_log (at, actor, action, entity, entity_id, data)
-		SELECT now() - interval '400 days' - i * interval '1 ms', 'bench', 'order.place', 'order', i, '{"quantity": 1}'
+	{"audit_log", `INSERT INTO audit_log (at, actor, action, entity, entity_id, data, request_id)
+		SELECT now() - interval '400 days' - i * interval '1 ms', 'bench', 'order.place', 'order', i, '{"quantity": 1}', $2 || i
 		FROM generate_series(1, $1::int) i`},
 }
 

@@ -107,22 +107,12 @@ func (p *Pruner) Prune(ctx context.Context) (map[store.Pruned]int64, error) {
 			if n < int64(p.Batch) {
 				break
 			}
-			if !sleep(ctx, max(time.Since(start), p.MinPause)) {
+			select {
+			case <-ctx.Done():
 				return pruned, ctx.Err()
+			case <-time.After(max(time.Since(start), p.MinPause)):
 			}
 		}
 	}
 	return pruned, errors.Join(errs...)
-}
-
-// sleep waits for d or ctx, reporting whether d elapsed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }

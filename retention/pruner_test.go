@@ -11,15 +11,6 @@ import (
 	"livedrops/store/storetest"
 )
 
-func count(t *testing.T, db *store.DB, query string) int {
-	t.Helper()
-	var n int
-	if err := db.GetContext(context.Background(), &n, query); err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
-
 // A pass deletes, in batches, every row past its table's retention, keeps
 // the young, the unpublished and those of a table kept forever, and skips
 // its turn while another instance prunes.
@@ -75,16 +66,16 @@ func TestPrunerAppliesEachRetention(t *testing.T) {
 	if got := testutil.ToFloat64(prunedRows.WithLabelValues(string(store.PrunedOutbox))) - outboxBefore; got != 7 {
 		t.Errorf("livedrops_pruned_rows_total{table=outbox} grew by %v, want 7", got)
 	}
-	if n := count(t, db, `SELECT count(*) FROM outbox WHERE published_at IS NULL`); n != 1 {
+	if n := storetest.Count(t, db, `SELECT count(*) FROM outbox WHERE published_at IS NULL`); n != 1 {
 		t.Errorf("unpublished outbox rows = %d, want 1", n)
 	}
-	if n := count(t, db, `SELECT count(*) FROM outbox WHERE published_at IS NOT NULL`); n != 1 {
+	if n := storetest.Count(t, db, `SELECT count(*) FROM outbox WHERE published_at IS NOT NULL`); n != 1 {
 		t.Errorf("published outbox rows = %d, want the young one", n)
 	}
-	if n := count(t, db, `SELECT count(*) FROM consumed_events`); n != 1 {
+	if n := storetest.Count(t, db, `SELECT count(*) FROM consumed_events`); n != 1 {
 		t.Errorf("consumed events = %d, want the one within the redelivery window", n)
 	}
-	if n := count(t, db, `SELECT count(*) FROM audit_log`); n != 3 {
+	if n := storetest.Count(t, db, `SELECT count(*) FROM audit_log`); n != 3 {
 		t.Errorf("audit rows = %d, want all 3 (kept forever)", n)
 	}
 	// Nothing is left to prune: a second pass deletes nothing.
@@ -105,7 +96,7 @@ func TestPrunerRunsUntilCancelled(t *testing.T) {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for count(t, db, `SELECT count(*) FROM payment_events`) != 0 {
+	for storetest.Count(t, db, `SELECT count(*) FROM payment_events`) != 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("the old payment event was not pruned by a later pass")
 		}

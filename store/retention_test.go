@@ -37,15 +37,6 @@ func aged(t *testing.T, db *store.DB, old int) time.Time {
 	return now
 }
 
-func count(t *testing.T, db *store.DB, query string) int {
-	t.Helper()
-	var n int
-	if err := db.GetContext(context.Background(), &n, query); err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
-
 // Each family loses, batch by batch, exactly its rows older than the cut-off:
 // young rows and an unpublished outbox row, however old, stay.
 func TestPruneDeletesOnlyOldRowsInBatches(t *testing.T) {
@@ -86,12 +77,12 @@ func TestPruneDeletesOnlyOldRowsInBatches(t *testing.T) {
 			if len(batches) != 3 || batches[0] != 2 || batches[1] != 2 || batches[2] != 1 {
 				t.Fatalf("batches deleted %v, want [2 2 1]", batches)
 			}
-			if left := count(t, db, tc.left); left != 1 {
+			if left := storetest.Count(t, db, tc.left); left != 1 {
 				t.Fatalf("%d rows left, want the young one", left)
 			}
 		})
 	}
-	if n := count(t, db, `SELECT count(*) FROM outbox WHERE published_at IS NULL`); n != 1 {
+	if n := storetest.Count(t, db, `SELECT count(*) FROM outbox WHERE published_at IS NULL`); n != 1 {
 		t.Fatalf("unpublished outbox rows left = %d, want 1: an unpublished event is never pruned", n)
 	}
 	if _, err := p.Prune(ctx, "orders", now, 10); err == nil {
@@ -136,7 +127,7 @@ func TestRecordDeadLetterOncePerConsumerAndMessage(t *testing.T) {
 	if err := db.RecordDeadLetter(ctx, d); err != nil {
 		t.Fatal(err)
 	}
-	if n := count(t, db, `SELECT count(*) FROM dead_letters WHERE topic = 't' AND "offset" = 17`); n != 2 {
+	if n := storetest.Count(t, db, `SELECT count(*) FROM dead_letters WHERE topic = 't' AND "offset" = 17`); n != 2 {
 		t.Fatalf("dead letters = %d, want 2 (one per consumer)", n)
 	}
 }

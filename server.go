@@ -42,6 +42,7 @@ import (
 	"livedrops/payments"
 	"livedrops/resolvers"
 	"livedrops/respcache"
+	"livedrops/retention"
 	"livedrops/seed"
 	"livedrops/store"
 	"livedrops/web"
@@ -182,6 +183,7 @@ func NewApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (app *App
 	kv := cache.New(app.Redis, cfg.RedisPrefix, 5*time.Minute)
 	tokens := auth.NewTokens([]byte(cfg.JWTSecret), cfg.JWTTTL, time.Now)
 	gate := orders.NewGate(app.Redis, cfg.RedisPrefix)
+	gate.Retention = cfg.RetainGateKeys
 	app.closers = append(app.closers, gate.Close) // the gate has a Redis client of its own
 	provider := payments.NewSimulated()
 	orderSvc := orders.New(app.DB, gate, provider, app.Redis, cfg)
@@ -212,6 +214,7 @@ func NewApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (app *App
 		drops.NewScheduler(app.DB, dropSvc, log).Run,
 		orders.NewSweeper(app.DB, orderSvc, log).Run,
 		orders.NewReconciler(app.DB, gate, log).Run,
+		newPruner(app.DB, cfg, log).Run,
 	)
 
 	ping := func(name string, fn func(context.Context) error) httpapi.Check {
@@ -222,7 +225,7 @@ func NewApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (app *App
 		Log:          log,
 		Prod:         cfg.Prod(),
 		MaxBodyBytes: cfg.MaxBodyBytes,
-		Complexity:   2000,
+		Complexity:   queryCostLimit,
 		Depth:        12,
 		APQCache:     httpapi.NewRedisAPQCache(app.Redis, cfg.RedisPrefix),
 		// A password hash costs far more than any other mutation: one a request.
@@ -261,6 +264,19 @@ func NewApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (app *App
 		},
 	})
 	return app, nil
+}
+
+// newPruner applies each table's retention from cfg.
+func newPruner(db *store.DB, cfg *config.Config, log *slog.Logger) *retention.Pruner {
+	p := retention.NewPruner(db, []retention.Rule{
+		{Family: store.PrunedOutbox, Keep: cfg.RetainOutbox},
+		{Family: store.PrunedConsumedEvents, Keep: cfg.RetainConsumedEvents},
+		{Family: store.PrunedPaymentEvents, Keep: cfg.RetainPaymentEvents},
+		{Family: store.PrunedAuditLog, Keep: cfg.RetainAuditLog},
+		{Family: store.PrunedDeadLetters, Keep: cfg.RetainDeadLetters},
+	}, log)
+	p.Interval, p.Batch = cfg.PruneInterval, cfg.PruneBatch
+	return p
 }
 
 // responseEvicter is c as the internal API's evicter; nil (no cache) stays nil.
@@ -366,6 +382,11 @@ const passwordHashCost = httpapi.DefaultMaxMutationCost
 
 // maxHeaderBytes bounds a request's headers: tokens and cookies fit many times.
 const maxHeaderBytes = 64 << 10
+
+// queryCostLimit is the largest cost an operation may have: a full page of
+// 100 creators with 5 products each (about 3,500) fits, since a nested
+// connection costs one statement per level whatever its parents.
+const queryCostLimit = 10000
 
 // shutdownGrace bounds the HTTP shutdown and, after it, the workers' stop.
 const shutdownGrace = 15 * time.Second
@@ -480,8 +501,10 @@ func (a *App) startLive(kv *cache.Cache, responses *respcache.Cache) (*live.Hub,
 	return hub, nil
 }
 
-// addConsumer runs c with the workers and closes it on Close.
+// addConsumer runs c with the workers, keeping its poison messages in
+// dead_letters, and closes it on Close.
 func (a *App) addConsumer(c *events.Consumer) {
+	c.DeadLetters = a.DB
 	a.workers = append(a.workers, c.Run)
 	a.closers = append(a.closers, func() error { c.Close(); return nil })
 }

@@ -182,6 +182,12 @@ func NewApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (app *App
 
 	kv := cache.New(app.Redis, cfg.RedisPrefix, 5*time.Minute)
 	tokens := auth.NewTokens([]byte(cfg.JWTSecret), cfg.JWTTTL, time.Now)
+	revoked := auth.NewRevoked(nil)
+	sessions := accounts.NewSessions(app.DB, app.Redis, cfg.RedisPrefix, revoked, log)
+	tokens.UseRevocations(revoked, sessions)
+	if err := sessions.Load(ctx); err != nil {
+		return app, err
+	}
 	gate := orders.NewGate(app.Redis, cfg.RedisPrefix)
 	gate.Retention = cfg.RetainGateKeys
 	app.closers = append(app.closers, gate.Close) // the gate has a Redis client of its own
@@ -191,6 +197,7 @@ func NewApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (app *App
 	res := &resolvers.Resolver{
 		DB:           app.DB,
 		Accounts:     accounts.New(app.DB, tokens, kv, accounts.NewLimits(app.Redis, cfg.RedisPrefix, cfg.Abuse)),
+		Sessions:     sessions,
 		Catalog:      catalog.New(app.DB, objects, kv),
 		DropService:  dropSvc,
 		OrderService: orderSvc,
@@ -203,7 +210,7 @@ func NewApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (app *App
 	if cfg.ReadCacheOn() {
 		app.Responses = respcache.New(cfg.ResponseCacheBytes)
 	}
-	if res.Hub, err = app.startLive(kv, app.Responses); err != nil {
+	if res.Hub, err = app.startLive(kv, app.Responses, revoked.Handle); err != nil {
 		return app, err
 	}
 	schema := graph.NewExecutableSchema(graph.Config{Resolvers: res, Complexity: resolvers.Complexity()})
@@ -237,12 +244,13 @@ func NewApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (app *App
 		Responses:            app.Responses,
 		Authenticate:         tokens.Middleware,
 		InitWebSocket: func(ctx context.Context, p transport.InitPayload) (context.Context, *transport.InitPayload, error) {
-			v, err := tokens.ViewerFromAuthorization(p.Authorization())
+			v, err := tokens.ViewerFromAuthorization(ctx, p.Authorization())
 			if err != nil {
 				return ctx, nil, err
 			}
 			if v != nil {
-				ctx = domain.WithViewer(ctx, v)
+				// Ends (closing the socket with 4401) when the session does.
+				ctx = domain.WithViewer(tokens.SessionContext(ctx, v), v)
 			}
 			// The upgrade request's loaders (loaders.Middleware) serve the
 			// connection: made on first use, remembering nothing.
@@ -274,6 +282,8 @@ func newPruner(db *store.DB, cfg *config.Config, log *slog.Logger) *retention.Pr
 		{Family: store.PrunedPaymentEvents, Keep: cfg.RetainPaymentEvents},
 		{Family: store.PrunedAuditLog, Keep: cfg.RetainAuditLog},
 		{Family: store.PrunedDeadLetters, Keep: cfg.RetainDeadLetters},
+		// A revocation is needed only while its token lives.
+		{Family: store.PrunedRevokedTokens, Keep: time.Hour},
 	}, log)
 	p.Interval, p.Batch = cfg.PruneInterval, cfg.PruneBatch
 	return p
@@ -462,11 +472,11 @@ func consumerGroup(group, topic string) string {
 }
 
 // startLive creates the live hub and the consumers around it: a tail
-// consumer feeding the hub and evicting the response cache (nil: off) in
-// this instance, and the notifier and cache invalidator in their shared
+// consumer feeding the hub, the revoked sessions and evicting the response
+// cache (nil: off) in this instance, and the notifier and cache invalidator in their shared
 // groups. They run with the workers; Close closes the consumers first, then
 // the hub.
-func (a *App) startLive(kv *cache.Cache, responses *respcache.Cache) (*live.Hub, error) {
+func (a *App) startLive(kv *cache.Cache, responses *respcache.Cache, sessions events.Handler) (*live.Hub, error) {
 	cfg := a.Config
 	hub := live.NewHub(a.Log, live.Options{
 		DropSnapshot:   dropSnapshot(a.DB),
@@ -477,7 +487,7 @@ func (a *App) startLive(kv *cache.Cache, responses *respcache.Cache) (*live.Hub,
 
 	// Every instance hears every event. The response cache comes after any
 	// cache tier its responses are read through, so a refill reads fresh data.
-	handlers := []events.Handler{hub.Handle}
+	handlers := []events.Handler{sessions, hub.Handle}
 	if responses != nil {
 		handlers = append(handlers, responses.Handle)
 	}

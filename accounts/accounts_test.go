@@ -89,7 +89,7 @@ func TestSignUpAndLogIn(t *testing.T) {
 	if res.User.ID == 0 || res.User.DisplayName != "Alice" || res.User.PasswordHash != "" || !res.ExpiresAt.After(time.Now()) {
 		t.Fatalf("SignUp = %+v", res)
 	}
-	v, err := tokens.Parse(res.Token)
+	v, err := tokens.Parse(context.Background(), res.Token)
 	if err != nil || v.UserID != res.User.ID || v.Handle != "Alice" {
 		t.Fatalf("token says %+v, %v", v, err)
 	}
@@ -111,7 +111,7 @@ func TestSignUpAndLogIn(t *testing.T) {
 	if in.User.ID != res.User.ID || in.User.PasswordHash != "" {
 		t.Fatalf("LogIn = %+v", in)
 	}
-	if v, err := tokens.Parse(in.Token); err != nil || v.UserID != res.User.ID {
+	if v, err := tokens.Parse(context.Background(), in.Token); err != nil || v.UserID != res.User.ID {
 		t.Fatalf("log-in token says %+v, %v", v, err)
 	}
 

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -14,9 +15,9 @@ import (
 // session for being logged out.
 func (t *Tokens) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		v, err := t.ViewerFromAuthorization(r.Header.Get("Authorization"))
+		v, err := t.ViewerFromAuthorization(r.Context(), r.Header.Get("Authorization"))
 		if err != nil {
-			writeUnauthenticated(w, err)
+			writeRefusal(w, err)
 			return
 		}
 		if v != nil {
@@ -30,7 +31,7 @@ func (t *Tokens) Middleware(next http.Handler) http.Handler {
 // <token>"), as sent on HTTP or in a WebSocket connection_init payload. An
 // empty value is anonymous: (nil, nil). Anything else that is not a valid
 // token is an UNAUTHENTICATED error.
-func (t *Tokens) ViewerFromAuthorization(header string) (*domain.Viewer, error) {
+func (t *Tokens) ViewerFromAuthorization(ctx context.Context, header string) (*domain.Viewer, error) {
 	header = strings.TrimSpace(header)
 	if header == "" {
 		return nil, nil
@@ -40,21 +41,31 @@ func (t *Tokens) ViewerFromAuthorization(header string) (*domain.Viewer, error) 
 	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
 		return nil, domain.Errorf(domain.Unauthenticated, "the Authorization header must be \"Bearer <token>\"")
 	}
-	return t.Parse(token)
+	return t.Parse(ctx, token)
 }
 
-// writeUnauthenticated answers 401 with a GraphQL-shaped error body, which
-// GraphQL clients already know how to read.
-func writeUnauthenticated(w http.ResponseWriter, err error) {
+// writeRefusal answers 401 with a GraphQL-shaped error body, which GraphQL
+// clients already know how to read; a session that could not be checked
+// (neither Redis nor PostgreSQL answered) is 503, not a log-out.
+func writeRefusal(w http.ResponseWriter, err error) {
+	status, code := http.StatusUnauthorized, domain.Unauthenticated
+	if domain.ErrorCode(err) != domain.Unauthenticated {
+		status, code = http.StatusServiceUnavailable, domain.Internal
+		err = domain.Errorf(domain.Internal, "could not check the session; try again")
+	}
 	type gqlError struct {
 		Message    string            `json:"message"`
 		Extensions map[string]string `json:"extensions"`
 	}
 	body := struct {
 		Errors []gqlError `json:"errors"`
-	}{[]gqlError{{Message: domain.ErrorMessage(err), Extensions: map[string]string{"code": domain.Unauthenticated}}}}
+	}{[]gqlError{{Message: domain.ErrorMessage(err), Extensions: map[string]string{"code": code}}}}
 	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
-	w.WriteHeader(http.StatusUnauthorized)
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+	} else {
+		w.Header().Set("Retry-After", "1")
+	}
+	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(body)
 }

@@ -1,6 +1,10 @@
 package auth
 
 import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"strconv"
@@ -26,6 +30,25 @@ type Tokens struct {
 	// request, and decoding and checking it again is a tenth of the work of
 	// answering a SOLD_OUT.
 	verified *lru.Cache[string, verifiedToken]
+	// revoked is checked on every use of a token, remembered or not; nil
+	// (tests of tokens alone) revokes nothing.
+	revoked *Revoked
+	// lookup asks the shared record about a token this instance has not
+	// verified yet; nil trusts revoked alone.
+	lookup RevocationLookup
+}
+
+// RevocationLookup tells whether a session was revoked on any instance: the
+// check of a token's first use here, when a revocation elsewhere may not
+// have reached this instance's Revoked yet.
+type RevocationLookup interface {
+	SessionRevoked(ctx context.Context, session string) (bool, error)
+}
+
+// UseRevocations makes Parse refuse the sessions in revoked and, for tokens
+// it has not verified before, those lookup knows of. Call before serving.
+func (t *Tokens) UseRevocations(revoked *Revoked, lookup RevocationLookup) {
+	t.revoked, t.lookup = revoked, lookup
 }
 
 // verifiedTokens bounds the tokens Parse remembers (the least recently used
@@ -33,8 +56,7 @@ type Tokens struct {
 const verifiedTokens = 1 << 16
 
 type verifiedToken struct {
-	viewer  domain.Viewer
-	expires time.Time
+	viewer domain.Viewer
 }
 
 // claims are what a token says: the standard ones plus the user's handle,
@@ -76,6 +98,7 @@ func (t *Tokens) Issue(u *domain.User) (token string, expiresAt time.Time, err e
 	c := claims{
 		Handle: u.Handle,
 		RegisteredClaims: jwt.RegisteredClaims{
+			ID:        rand.Text(), // 26 base32 characters: 130 random bits
 			Issuer:    Issuer,
 			Subject:   strconv.FormatInt(u.ID, 10),
 			IssuedAt:  jwt.NewNumericDate(now),
@@ -90,10 +113,14 @@ func (t *Tokens) Issue(u *domain.User) (token string, expiresAt time.Time, err e
 }
 
 // Parse verifies token and returns its viewer. Any token that is not one we
-// signed, still valid, is UNAUTHENTICATED.
-func (t *Tokens) Parse(token string) (*domain.Viewer, error) {
+// signed, still valid and not revoked, is UNAUTHENTICATED. A token verified
+// before costs a cache and a map lookup; a new one may ask lookup.
+func (t *Tokens) Parse(ctx context.Context, token string) (*domain.Viewer, error) {
 	if v, ok := t.verified.Get(token); ok {
-		if t.now().Before(v.expires) {
+		if t.now().Before(v.viewer.Expires) {
+			if t.revoked != nil && t.revoked.Has(v.viewer.Session) {
+				return nil, errRevoked
+			}
 			viewer := v.viewer
 			return &viewer, nil
 		}
@@ -110,7 +137,32 @@ func (t *Tokens) Parse(token string) (*domain.Viewer, error) {
 	if err != nil || id <= 0 {
 		return nil, domain.Errorf(domain.Unauthenticated, "invalid token")
 	}
-	viewer := domain.Viewer{UserID: id, Handle: c.Handle}
-	t.verified.Add(token, verifiedToken{viewer: viewer, expires: c.ExpiresAt.Time})
+	viewer := domain.Viewer{UserID: id, Handle: c.Handle, Session: sessionID(token, c.ID), Expires: c.ExpiresAt.Time}
+	if t.revoked != nil && t.revoked.Has(viewer.Session) {
+		return nil, errRevoked
+	}
+	if t.lookup != nil {
+		revoked, err := t.lookup.SessionRevoked(ctx, viewer.Session)
+		if err != nil {
+			return nil, err
+		}
+		if revoked {
+			t.revoked.Add(viewer.Session, viewer.Expires)
+			return nil, errRevoked
+		}
+	}
+	t.verified.Add(token, verifiedToken{viewer: viewer})
 	return &viewer, nil
+}
+
+var errRevoked = domain.Errorf(domain.Unauthenticated, "your session was ended; log in again")
+
+// sessionID is a token's session id: its jti, or for a token issued before
+// tokens had one, a digest of the token itself, so it can be revoked too.
+func sessionID(token, jti string) string {
+	if jti != "" {
+		return jti
+	}
+	sum := sha256.Sum256([]byte(token))
+	return "sha256:" + base64.RawURLEncoding.EncodeToString(sum[:])
 }

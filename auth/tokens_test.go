@@ -1,9 +1,11 @@
 package auth
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -85,7 +87,7 @@ func TestParse(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			clk.t = tc.at
-			v, err := tokens.Parse(tc.token)
+			v, err := tokens.Parse(context.Background(), tc.token)
 			if tc.wantMsg == "" {
 				if err != nil {
 					t.Fatalf("Parse: %v", err)
@@ -192,13 +194,13 @@ func TestViewerFromAuthorization(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v, err := tokens.ViewerFromAuthorization(""); v != nil || err != nil {
+	if v, err := tokens.ViewerFromAuthorization(context.Background(), ""); v != nil || err != nil {
 		t.Fatalf("empty header = %v, %v; want anonymous", v, err)
 	}
-	if v, err := tokens.ViewerFromAuthorization("Bearer " + valid); err != nil || v.UserID != 42 {
+	if v, err := tokens.ViewerFromAuthorization(context.Background(), "Bearer "+valid); err != nil || v.UserID != 42 {
 		t.Fatalf("valid header = %v, %v", v, err)
 	}
-	if _, err := tokens.ViewerFromAuthorization("Bearer x.y.z"); domain.ErrorCode(err) != domain.Unauthenticated {
+	if _, err := tokens.ViewerFromAuthorization(context.Background(), "Bearer x.y.z"); domain.ErrorCode(err) != domain.Unauthenticated {
 		t.Fatalf("bad header: %v", err)
 	}
 }
@@ -212,7 +214,7 @@ func TestParseRemembersVerifiedTokensUntilTheyExpire(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tokens.Parse(tamper(t, token)); err == nil {
+	if _, err := tokens.Parse(context.Background(), tamper(t, token)); err == nil {
 		t.Fatal("a tampered token was accepted")
 	}
 	if tokens.verified.Len() != 0 {
@@ -220,7 +222,7 @@ func TestParseRemembersVerifiedTokensUntilTheyExpire(t *testing.T) {
 	}
 	for _, at := range []time.Duration{0, time.Hour - time.Second} {
 		clk.t = t0.Add(at)
-		if v, err := tokens.Parse(token); err != nil || v.UserID != 42 {
+		if v, err := tokens.Parse(context.Background(), token); err != nil || v.UserID != 42 {
 			t.Fatalf("at +%s: %+v %v", at, v, err)
 		}
 	}
@@ -228,10 +230,106 @@ func TestParseRemembersVerifiedTokensUntilTheyExpire(t *testing.T) {
 		t.Fatalf("%d tokens remembered, want 1", tokens.verified.Len())
 	}
 	clk.t = t0.Add(time.Hour + time.Second)
-	if v, err := tokens.Parse(token); err == nil || err.Error() != "your session has expired; log in again" {
+	if v, err := tokens.Parse(context.Background(), token); err == nil || err.Error() != "your session has expired; log in again" {
 		t.Fatalf("a remembered token after its expiry: %+v %v", v, err)
 	}
 	if tokens.verified.Len() != 0 {
 		t.Fatal("an expired token is still remembered")
+	}
+}
+
+// lookupFunc is a RevocationLookup from a function.
+type lookupFunc func(session string) (bool, error)
+
+func (f lookupFunc) SessionRevoked(_ context.Context, s string) (bool, error) { return f(s) }
+
+// A revoked session is refused though its token is remembered; the lookup
+// is asked only about tokens not verified before; a token without a jti is
+// revocable by its digest.
+func TestParseRefusesRevokedSessions(t *testing.T) {
+	clk := &clock{t0}
+	tokens := NewTokens(secret, time.Hour, clk.now)
+	revoked := NewRevoked(clk.now)
+	asked := 0
+	shared := map[string]bool{}
+	tokens.UseRevocations(revoked, lookupFunc(func(s string) (bool, error) { asked++; return shared[s], nil }))
+	ctx := context.Background()
+
+	a, _, _ := tokens.Issue(alice)
+	b, _, _ := tokens.Issue(alice)
+	va, err := tokens.Parse(ctx, a)
+	if err != nil || va.Session == "" || !va.Expires.Equal(t0.Add(time.Hour)) {
+		t.Fatalf("Parse = %+v, %v; want a session id and expiry", va, err)
+	}
+	vb, _ := tokens.Parse(ctx, b)
+	if va.Session == vb.Session {
+		t.Fatal("two tokens share a session id")
+	}
+	if _, err := tokens.Parse(ctx, a); err != nil || asked != 2 {
+		t.Fatalf("a remembered token: %v, lookups %d; want none more than 2", err, asked)
+	}
+	revoked.Add(va.Session, va.Expires)
+	if _, err := tokens.Parse(ctx, a); domain.ErrorCode(err) != domain.Unauthenticated {
+		t.Fatalf("a remembered, revoked token: %v; want UNAUTHENTICATED", err)
+	}
+	if _, err := tokens.Parse(ctx, b); err != nil {
+		t.Fatalf("the other session of the same user: %v", err)
+	}
+
+	// Revoked elsewhere, not yet heard here: the lookup says so.
+	c, _, _ := tokens.Issue(alice)
+	legacy := sign(t, jwt.SigningMethodHS256, secret, goodClaims())
+	for _, tok := range []string{c, legacy} {
+		var parsed claims
+		if _, _, err := jwt.NewParser().ParseUnverified(tok, &parsed); err != nil {
+			t.Fatal(err)
+		}
+		shared[sessionID(tok, parsed.ID)] = true
+		if _, err := tokens.Parse(ctx, tok); domain.ErrorCode(err) != domain.Unauthenticated {
+			t.Fatalf("a token revoked elsewhere: %v; want UNAUTHENTICATED", err)
+		}
+	}
+	if !revoked.Has(sessionID(legacy, "")) {
+		t.Fatal("a revocation the lookup found is not remembered here")
+	}
+
+	// The lookup failing refuses, but not as a log-out.
+	d, _, _ := tokens.Issue(alice)
+	tokens.lookup = lookupFunc(func(string) (bool, error) { return false, errors.New("both stores down") })
+	if _, err := tokens.Parse(ctx, d); err == nil || domain.ErrorCode(err) == domain.Unauthenticated {
+		t.Fatalf("lookup failed: %v; want a refusal other than UNAUTHENTICATED", err)
+	}
+}
+
+// A session's context ends with SessionEnded when it expires or is revoked.
+func TestSessionContext(t *testing.T) {
+	tokens := NewTokens(secret, time.Hour, nil)
+	revoked := NewRevoked(nil)
+	tokens.UseRevocations(revoked, nil)
+	v := &domain.Viewer{UserID: 1, Session: "s1", Expires: time.Now().Add(50 * time.Millisecond)}
+	ctx := tokens.SessionContext(context.Background(), v)
+	<-ctx.Done()
+	if _, ok := context.Cause(ctx).(SessionEnded); !ok {
+		t.Fatalf("expired: cause %v", context.Cause(ctx))
+	}
+	v = &domain.Viewer{UserID: 1, Session: "s2", Expires: time.Now().Add(time.Hour)}
+	ctx = tokens.SessionContext(context.Background(), v)
+	revoked.Add("s2", v.Expires)
+	select {
+	case <-ctx.Done():
+	case <-time.After(time.Second):
+		t.Fatal("revoked: context still open")
+	}
+	if context.Cause(ctx) != errSessionRevoked {
+		t.Fatalf("revoked: cause %v", context.Cause(ctx))
+	}
+	parent, cancel := context.WithCancel(context.Background())
+	tokens.SessionContext(parent, &domain.Viewer{Session: "s3", Expires: time.Now().Add(time.Hour)})
+	cancel()
+	time.Sleep(10 * time.Millisecond)
+	revoked.mu.RLock()
+	defer revoked.mu.RUnlock()
+	if len(revoked.watchers) != 0 {
+		t.Fatalf("%d watchers left after their contexts ended", len(revoked.watchers))
 	}
 }

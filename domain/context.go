@@ -3,12 +3,17 @@ package domain
 import (
 	"context"
 	"net/netip"
+	"time"
 )
 
 // Viewer is who is asking: the authenticated user of a request or subscription.
 type Viewer struct {
 	UserID int64
 	Handle string
+	// Session identifies the token the viewer signed in with (its jti), so
+	// logging out can revoke that session alone; Expires is when it ends.
+	Session string
+	Expires time.Time
 }
 
 type ctxKey int

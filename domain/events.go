@@ -21,7 +21,16 @@ const (
 	EventOrderExpired        = "OrderExpired"
 	EventNotificationCreated = "NotificationCreated"
 	EventProductUpdated      = "ProductUpdated"
+	// EventSessionRevoked tells every instance a session was ended (logOut).
+	EventSessionRevoked = "SessionRevoked"
 )
+
+// SessionPayload is the payload of SessionRevoked: the session (a token's
+// jti) and when its token expires, after which nobody needs to remember it.
+type SessionPayload struct {
+	Session   string    `json:"session" db:"session"`
+	ExpiresAt time.Time `json:"expiresAt" db:"expires_at"`
+}
 
 // Event is the envelope every event travels in, on the bus and in the outbox.
 // Key is the partition key: the drop id for drop, stock and order events, so a

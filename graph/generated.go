@@ -141,6 +141,7 @@ type ComplexityRoot struct {
 		EndDrop               func(childComplexity int, id string) int
 		Follow                func(childComplexity int, creatorID string) int
 		LogIn                 func(childComplexity int, input model.LogInInput) int
+		LogOut                func(childComplexity int) int
 		MarkNotificationsRead func(childComplexity int, ids []string) int
 		PayOrder              func(childComplexity int, input model.PayOrderInput) int
 		PlaceOrder            func(childComplexity int, input model.PlaceOrderInput) int
@@ -310,6 +311,7 @@ type MediaResolver interface {
 type MutationResolver interface {
 	SignUp(ctx context.Context, input model.SignUpInput) (*model.AuthPayload, error)
 	LogIn(ctx context.Context, input model.LogInInput) (*model.AuthPayload, error)
+	LogOut(ctx context.Context) (bool, error)
 	BecomeCreator(ctx context.Context, input model.BecomeCreatorInput) (*domain.Creator, error)
 	Follow(ctx context.Context, creatorID string) (*domain.Creator, error)
 	Unfollow(ctx context.Context, creatorID string) (*domain.Creator, error)
@@ -787,6 +789,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.LogIn(childComplexity, args["input"].(model.LogInInput)), true
+	case "Mutation.logOut":
+		if e.ComplexityRoot.Mutation.LogOut == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Mutation.LogOut(childComplexity), true
 	case "Mutation.markNotificationsRead":
 		if e.ComplexityRoot.Mutation.MarkNotificationsRead == nil {
 			break
@@ -1630,6 +1638,14 @@ type Mutation {
   signUp(input: SignUpInput!): AuthPayload!
   "Signs in with handle and password."
   logIn(input: LogInInput!): AuthPayload!
+  """
+  Ends the session of the token this request was sent with: on every
+  instance that token is refused (UNAUTHENTICATED) from now on, and its
+  WebSockets close with 4401. Other sessions of the same user go on. True
+  when a session was ended; false without a token. A token already ended is
+  refused before this runs, like any other request it sends.
+  """
+  logOut: Boolean!
   "Makes the viewer a creator, able to sell."
   becomeCreator(input: BecomeCreatorInput!): Creator!
   "Follows a creator; following twice changes nothing."
@@ -4924,6 +4940,29 @@ func (ec *executionContext) fieldContext_Mutation_logIn(ctx context.Context, fie
 		return fc, err
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_logOut(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_logOut(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Mutation().LogOut(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_logOut(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Mutation", field, true, true, "Boolean")
 }
 
 func (ec *executionContext) _Mutation_becomeCreator(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
@@ -10162,6 +10201,13 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "logIn":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_logIn(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "logOut":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_logOut(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++

@@ -42,7 +42,8 @@
 // pages of the server's own origin or of Options.AllowedOrigins, and clients
 // that send no Origin (apps, not browsers). A connection closes with
 // graphql-transport-ws's codes (on either protocol): 4400 for a message that
-// is not of the protocol, 4401 for an operation before connection_ack, 4403
+// is not of the protocol, 4401 for an operation before connection_ack or
+// when the session of the connection expires or is revoked, 4403
 // for a refused connection_init, 4408 when none came in time, 4409 for an
 // operation id already running, 4429 for a second connection_init; and with
 // 1013 when its stream was ended for falling behind.

@@ -61,7 +61,7 @@ const (
 
 	closeNormal           = 1000
 	closeBadRequest       = 4400 // a message that is not JSON or not of the protocol
-	closeUnauthorized     = 4401 // an operation before connection_ack
+	closeUnauthorized     = 4401 // an operation before connection_ack, or the session ended
 	closeForbidden        = 4403 // connection_init refused
 	closeInitTimeout      = 4408 // no connection_init in time
 	closeSubscriberExists = 4409 // an operation id already running
@@ -83,6 +83,14 @@ const unansweredPings = 2
 type SlowStream interface {
 	error
 	SlowStream()
+}
+
+// SessionEnded is the cancellation cause of the context InitWebSocket
+// returns when the connection's session ends (expired or revoked): its
+// WebSocket closes with 4401 and the error's message as the reason.
+type SessionEnded interface {
+	error
+	SessionEnded()
 }
 
 // wsTransport serves GraphQL over WebSocket.
@@ -298,6 +306,11 @@ func (c *wsConn) initialise(raw json.RawMessage) bool {
 	case err != nil:
 		return c.refuse(closeForbidden, err.Error())
 	}
+	context.AfterFunc(ctx, func() {
+		if ended, ok := errors.AsType[SessionEnded](context.Cause(ctx)); ok {
+			c.refuse(closeUnauthorized, ended.Error())
+		}
+	})
 	c.mu.Lock()
 	c.ctx, c.acked = ctx, true
 	if c.t.keepAlive > 0 {

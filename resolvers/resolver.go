@@ -16,6 +16,7 @@ import (
 type Resolver struct {
 	DB           *store.DB
 	Accounts     *accounts.Service
+	Sessions     *accounts.Sessions
 	Catalog      *catalog.Service
 	DropService  *drops.Service
 	OrderService *orders.Service

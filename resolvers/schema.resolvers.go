@@ -91,6 +91,10 @@ func (r *mutationResolver) LogIn(ctx context.Context, input model.LogInInput) (*
 	return &model.AuthPayload{Token: res.Token, ExpiresAt: res.ExpiresAt, User: res.User}, nil
 }
 
+func (r *mutationResolver) LogOut(ctx context.Context) (bool, error) {
+	return r.Sessions.LogOut(ctx, domain.ViewerFrom(ctx))
+}
+
 func (r *mutationResolver) BecomeCreator(ctx context.Context, input model.BecomeCreatorInput) (*domain.Creator, error) {
 	v, err := domain.RequireViewer(ctx)
 	if err != nil {

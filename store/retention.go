@@ -45,6 +45,7 @@ const (
 	PrunedPaymentEvents  Pruned = "payment_events"  // by when the webhook came
 	PrunedAuditLog       Pruned = "audit_log"       // by at
 	PrunedDeadLetters    Pruned = "dead_letters"    // by failed_at
+	PrunedRevokedTokens  Pruned = "revoked_tokens"  // by when their tokens expire
 )
 
 // pruneStatements delete at most $2 rows older than $1, found through the
@@ -56,6 +57,7 @@ var pruneStatements = map[Pruned]string{
 	PrunedPaymentEvents:  pruneStatement("payment_events", "received_at"),
 	PrunedAuditLog:       pruneStatement("audit_log", "at"),
 	PrunedDeadLetters:    pruneStatement("dead_letters", "failed_at"),
+	PrunedRevokedTokens:  pruneStatement("revoked_tokens", "expires_at"),
 }
 
 // pruneStatement deletes by ctid through = ANY(ARRAY(…)), which PostgreSQL

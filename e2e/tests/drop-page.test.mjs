@@ -89,10 +89,20 @@ after(async () => {
 });
 
 // openDrop opens the page in a fresh context, recording what it fetches and
-// the graphql-transport-ws messages the server sends it.
-async function openDrop(t, dropId, hash = '') {
+// the graphql-transport-ws messages the server sends it. A token is put in
+// the tab's storage first, as signing in there would (once: signing out
+// stays signed out across reloads).
+async function openDrop(t, dropId, token = '', hash = '') {
   const context = await browser.newContext({ viewport: { width: 900, height: 1100 } });
   t.after(() => context.close());
+  if (token) {
+    await context.addInitScript((tok) => {
+      if (window.location.pathname.startsWith('/drops/') && !sessionStorage.getItem('e2e.seeded')) {
+        sessionStorage.setItem('e2e.seeded', '1');
+        sessionStorage.setItem('livedrops.token', tok);
+      }
+    }, token);
+  }
   const page = await context.newPage();
   const seen = watchPage(page);
   seen.frames = [];
@@ -143,7 +153,7 @@ function placeOrderRequests(seen) {
 test('shows a drop live: countdown, start, stock moved by others, buying, refusals and SOLD OUT', { timeout: 120_000 }, async (t) => {
   const title = 'Night Runner drop ' + run;
   const dropId = await scheduleDrop(seller, title, 3, 120_000);
-  const { page, seen } = await openDrop(t, dropId, '#token=' + encodeURIComponent(buyer.token));
+  const { page, seen } = await openDrop(t, dropId, buyer.token);
 
   await waitText(page, 'drop-title', title);
   assert.equal(await text(page, 'product-title'), 'Night Runner tee');
@@ -155,7 +165,6 @@ test('shows a drop live: countdown, start, stock moved by others, buying, refusa
   assert.equal(await text(page, 'total'), '3');
   await waitText(page, 'viewer-handle', '@' + buyer.handle);
   assert.ok(await page.locator('#buy').isDisabled(), 'nothing to buy before the start');
-  assert.ok(!page.url().includes('token='), 'the token is taken out of the address bar');
   await waitText(page, 'connection', 'Updating live');
   await page.screenshot({ path: screenshotPath('drop-page-scheduled'), fullPage: true });
 
@@ -248,7 +257,7 @@ test('a visitor sees SOLD OUT from the first state and signs in with the form', 
 test('a click whose answer is lost is retried with its idempotency key and orders once', { timeout: 60_000 }, async (t) => {
   const dropId = await scheduleDrop(seller, 'Retry drop ' + run, 5, 60_000);
   await startDrop(seller, dropId);
-  const { page, seen } = await openDrop(t, dropId, '#token=' + encodeURIComponent(buyer.token));
+  const { page, seen } = await openDrop(t, dropId, buyer.token);
   await page.waitForFunction(() => !document.getElementById('buy').disabled, null, { timeout: 15_000 });
 
   // The first placeOrder reaches the server, which orders; its answer is
@@ -274,4 +283,16 @@ test('a click whose answer is lost is retried with its idempotency key and order
   assert.ok(sent.every((i) => i.idempotencyKey === sent[0].idempotencyKey), 'every retry of the click reuses its key');
   await waitText(page, 'available', '4');
   assert.equal(await text(page, 'buy-error'), '');
+});
+
+test('a token in the link signs nobody in and is wiped from the address bar', { timeout: 60_000 }, async (t) => {
+  const dropId = await scheduleDrop(seller, 'Crafted link drop ' + run, 2, 60_000);
+  const { page, seen } = await openDrop(t, dropId, '', '#token=' + encodeURIComponent(buyer.token));
+  await waitText(page, 'drop-title', 'Crafted link drop ' + run);
+  assert.ok(await page.locator('#login').isVisible(), 'the sign-in form shows: the link signed nobody in');
+  assert.ok(await page.locator('#signed-in').isHidden(), 'nobody is signed in');
+  assert.ok(!page.url().includes('token='), 'the token is wiped from the address bar');
+  const sent = seen.requests.filter((r) => (r.headers?.authorization || '') !== '');
+  assert.deepEqual(sent, [], 'no request carried the token from the link');
+  assert.deepEqual(seen.pageErrors, [], 'no uncaught errors');
 });

@@ -30,6 +30,8 @@ const LOG_IN = `mutation DropPageLogIn($input: LogInInput!) {
   logIn(input: $input) { token user { handle } }
 }`;
 
+const LOG_OUT = `mutation DropPageLogOut { logOut }`;
+
 const PLACE_ORDER = `mutation DropPagePlaceOrder($input: PlaceOrderInput!) {
   placeOrder(input: $input) { id status quantity expiresAt }
 }`;
@@ -112,18 +114,15 @@ function dropIdFromPath(path) {
   }
 }
 
-// takeToken reads the bearer token: #token=... in the URL (kept in
-// sessionStorage, then removed from the address bar so it is not shared by
-// copying the link), or the one this tab signed in with.
+// takeToken reads the token this tab signed in with. A token in the URL is
+// never taken (a crafted link would sign this tab in as someone else); one
+// found there is only wiped from the address bar.
 function takeToken() {
   const hash = new URLSearchParams(window.location.hash.replace(/^#/, ''));
-  const fromURL = hash.get('token');
-  if (fromURL) {
-    storeToken(fromURL);
+  if (hash.has('token')) {
     hash.delete('token');
     const rest = hash.toString();
     window.history.replaceState(null, '', window.location.pathname + window.location.search + (rest ? '#' + rest : ''));
-    return fromURL;
   }
   try {
     return window.sessionStorage.getItem(TOKEN_KEY);
@@ -615,7 +614,11 @@ $('buy').addEventListener('click', () => {
   buy();
 });
 $('login').addEventListener('submit', logIn);
-$('logout').addEventListener('click', () => signOut(''));
+$('logout').addEventListener('click', () => {
+  // The server ends the session for good; the page forgets it either way.
+  if (state.token) graphql(LOG_OUT).catch(() => {});
+  signOut('');
+});
 
 render();
 // The subscription's first message is the current state, so it is opened

@@ -1058,7 +1058,7 @@ func TestAPIMetricsAndErrorHygiene(t *testing.T) {
 	app.mustGQL(t, "", read, map[string]any{"p": productID}, nil) // misses
 	app.mustGQL(t, "", read, map[string]any{"p": productID}, nil) // hits
 
-	resp, err := app.HTTP.Get(app.URL + "/metrics")
+	resp, err := app.HTTP.Get(app.InternalURL + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1116,36 +1116,46 @@ func TestAPIMetricsAndErrorHygiene(t *testing.T) {
 }
 
 // Profiling answers on PPROF_ADDR's own listener, and never on the public one.
-func TestAPIProfiling(t *testing.T) {
+// The operators' routes (metrics, profiles, the internal API) are served on
+// INTERNAL_ADDR alone: the public listener answers 404 for each.
+func TestAPIInternalListener(t *testing.T) {
 	t.Parallel()
-	app := startApp(t, func(c *config.Config) { c.PprofAddr = "127.0.0.1:0" })
-	addr := app.App.PprofAddr()
-	if addr == "" || addr == strings.TrimPrefix(app.URL, "http://") {
-		t.Fatalf("profiling listener %q, public %s", addr, app.URL)
+	app := startApp(t)
+	if app.InternalURL == app.URL {
+		t.Fatalf("internal listener %s is the public one", app.InternalURL)
 	}
-	for _, path := range []string{"/debug/pprof/", "/debug/pprof/goroutine?debug=1", "/debug/pprof/heap"} {
-		resp, err := app.HTTP.Get("http://" + addr + path)
+	get := func(base, path, token string) int {
+		req, err := http.NewRequest(http.MethodGet, base+path, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		body, _ := io.ReadAll(resp.Body)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := app.HTTP.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK || len(body) == 0 {
-			t.Fatalf("GET %s: %d, %d bytes", path, resp.StatusCode, len(body))
+		return resp.StatusCode
+	}
+	for _, path := range []string{"/metrics", "/debug/pprof/", "/debug/pprof/heap", "/internal/", "/internal/inventory/adjust", "/internal/payments/webhook"} {
+		if code := get(app.URL, path, app.Config.InternalToken); code != http.StatusNotFound {
+			t.Errorf("public GET %s: %d; want 404", path, code)
 		}
 	}
-	resp, err := app.HTTP.Get(app.URL + "/debug/pprof/")
-	if err != nil {
-		t.Fatal(err)
+	for _, path := range []string{"/metrics", "/debug/pprof/", "/debug/pprof/goroutine?debug=1", "/debug/pprof/heap"} {
+		if code := get(app.InternalURL, path, ""); code != http.StatusOK {
+			t.Errorf("internal GET %s: %d; want 200", path, code)
+		}
 	}
-	resp.Body.Close()
-	if resp.StatusCode == http.StatusOK {
-		t.Fatal("the public listener serves /debug/pprof/")
+	// The internal API answers there, and still wants its token.
+	if code, _ := internalPost(t, app, "/internal/cache/invalidate", "", map[string]any{}); code != http.StatusUnauthorized {
+		t.Errorf("internal API without its token: %d; want 401", code)
 	}
-
-	off := startApp(t)
-	if off.App.PprofAddr() != "" {
-		t.Fatalf("profiling on without PPROF_ADDR: %s", off.App.PprofAddr())
+	if code, _ := internalPost(t, app, "/internal/cache/invalidate", app.Config.InternalToken, map[string]any{"kind": "product", "ids": []int64{1}}); code != http.StatusOK {
+		t.Errorf("internal API with its token: %d; want 200", code)
 	}
 }
 

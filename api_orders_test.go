@@ -321,7 +321,7 @@ func (s *dropSale) orderCount(t testing.TB) int {
 // the app's /metrics.
 func gateRedisErrors(t testing.TB, app *testApp) float64 {
 	t.Helper()
-	resp, err := app.HTTP.Get(app.URL + "/metrics")
+	resp, err := app.HTTP.Get(app.InternalURL + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -955,7 +955,7 @@ func TestAPIOrdersReservationsExpire(t *testing.T) {
 // and returns the status code and the answer's status field.
 func sendWebhook(t testing.TB, app *testApp, body []byte, signature string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, app.URL+"/internal/payments/webhook", bytes.NewReader(body))
+	req, err := http.NewRequest(http.MethodPost, app.InternalURL+"/internal/payments/webhook", bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1227,7 +1227,7 @@ func internalPost(t testing.TB, app *testApp, path, token string, body any) (int
 	if err != nil {
 		t.Fatal(err)
 	}
-	req, err := http.NewRequest(http.MethodPost, app.URL+path, bytes.NewReader(raw))
+	req, err := http.NewRequest(http.MethodPost, app.InternalURL+path, bytes.NewReader(raw))
 	if err != nil {
 		t.Fatal(err)
 	}

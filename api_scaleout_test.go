@@ -100,8 +100,9 @@ func startServer(t *testing.T, name, bin string, cfg *config.Config) (*serverPro
 	}
 	p := &serverProcess{
 		testApp: &testApp{
-			URL:    proc.URL,
-			Config: cfg,
+			URL:         proc.URL,
+			InternalURL: proc.InternalURL,
+			Config:      cfg,
 			HTTP: &http.Client{
 				Timeout:   30 * time.Second,
 				Transport: &http.Transport{MaxIdleConns: 100, MaxIdleConnsPerHost: 100, IdleConnTimeout: 30 * time.Second},
@@ -176,7 +177,7 @@ func (p *serverProcess) subscribers(t testing.TB, kind string) float64 {
 // the process's /metrics; 0 when it is absent.
 func (p *serverProcess) metric(t testing.TB, series string) float64 {
 	t.Helper()
-	resp, err := p.HTTP.Get(p.URL + "/metrics")
+	resp, err := p.HTTP.Get(p.InternalURL + "/metrics")
 	if err != nil {
 		t.Fatalf("server %s: read /metrics: %v", p.name, err)
 	}

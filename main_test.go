@@ -52,8 +52,10 @@ const testPassword = "correct horse battery staple"
 
 // testApp is one running server and what a test needs to talk to it.
 type testApp struct {
-	// URL is the server's base URL, e.g. http://127.0.0.1:41234 (no slash).
-	URL string
+	// URL is the server's base URL, e.g. http://127.0.0.1:41234 (no slash);
+	// InternalURL the operators' listener's (/internal/, /metrics, pprof).
+	URL         string
+	InternalURL string
 	// App is the running application; DB is App.DB, for fixtures and the
 	// statement counter.
 	App    *App
@@ -98,13 +100,14 @@ func startApp(t testing.TB, opts ...func(*config.Config)) *testApp {
 	go func() { served <- app.Serve(ctx) }()
 
 	ta := &testApp{
-		cancel: cancel,
-		served: served,
-		URL:    "http://" + app.Addr(),
-		App:    app,
-		DB:     app.DB,
-		Config: cfg,
-		Logs:   logs,
+		cancel:      cancel,
+		served:      served,
+		URL:         "http://" + app.Addr(),
+		InternalURL: "http://" + app.InternalAddr(),
+		App:         app,
+		DB:          app.DB,
+		Config:      cfg,
+		Logs:        logs,
 		HTTP: &http.Client{
 			Timeout: 30 * time.Second,
 			// Enough idle connections for the concurrent tests to reuse them.

@@ -105,6 +105,9 @@ type App struct {
 	DB      *store.DB
 	Redis   redis.UniversalClient
 	Handler http.Handler
+	// Operations serves the operators' listener (INTERNAL_ADDR): the
+	// internal API, metrics and profiles.
+	Operations http.Handler
 	// Responses is the response cache; nil with READ_CACHE=off.
 	Responses *respcache.Cache
 
@@ -113,8 +116,8 @@ type App struct {
 	workers  []func(context.Context) error
 	closers  []func() error
 	listener net.Listener
-	// profiler is PPROF_ADDR's listener; nil when profiling is off.
-	profiler net.Listener
+	// operations is INTERNAL_ADDR's listener.
+	operations net.Listener
 }
 
 // startStack starts embedded stand-ins for the services cfg leaves unset.
@@ -264,13 +267,11 @@ func NewApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (app *App
 			ping("s3", objects.Ping),
 		},
 		Playground: playground(),
-		Extra: map[string]http.Handler{
-			"/internal/": internalapi.New(internalapi.Options{
-				DB: app.DB, Drops: dropSvc, Orders: orderSvc, Cache: kv, Responses: responseEvicter(app.Responses),
-				Token: cfg.InternalToken, WebhookSecret: []byte(cfg.PaymentWebhookSecret), Log: log,
-			}),
-		},
 	})
+	app.Operations = httpapi.Operations(internalapi.New(internalapi.Options{
+		DB: app.DB, Drops: dropSvc, Orders: orderSvc, Cache: kv, Responses: responseEvicter(app.Responses),
+		Token: cfg.InternalToken, WebhookSecret: []byte(cfg.PaymentWebhookSecret), Log: log,
+	}), log)
 	return app, nil
 }
 
@@ -297,7 +298,8 @@ func responseEvicter(c *respcache.Cache) internalapi.ResponseEvicter {
 	return c
 }
 
-// Listen binds the HTTP address; Serve uses it (tests bind :0 and read Addr).
+// Listen binds the HTTP and internal addresses; Serve uses them (tests bind
+// :0 and read Addr and InternalAddr).
 func (a *App) Listen() error {
 	if a.listener != nil {
 		return nil
@@ -306,38 +308,29 @@ func (a *App) Listen() error {
 	if err != nil {
 		return fmt.Errorf("HTTP_ADDR %s: %w", a.Config.HTTPAddr, err)
 	}
-	a.listener = ln
-	if a.Config.PprofAddr != "" {
-		if a.profiler, err = net.Listen("tcp", a.Config.PprofAddr); err != nil {
-			a.listener.Close()
-			a.listener = nil
-			return fmt.Errorf("PPROF_ADDR %s: %w", a.Config.PprofAddr, err)
-		}
+	if a.operations, err = net.Listen("tcp", a.Config.InternalAddr); err != nil {
+		ln.Close()
+		return fmt.Errorf("INTERNAL_ADDR %s: %w", a.Config.InternalAddr, err)
 	}
+	a.listener = ln
 	return nil
 }
 
 // Addr is the bound address, after Listen.
 func (a *App) Addr() string { return a.listener.Addr().String() }
 
-// PprofAddr is the profiling listener's bound address after Listen, "" when
-// PPROF_ADDR is unset.
-func (a *App) PprofAddr() string {
-	if a.profiler == nil {
-		return ""
-	}
-	return a.profiler.Addr().String()
-}
+// InternalAddr is the operators' listener's bound address, after Listen.
+func (a *App) InternalAddr() string { return a.operations.Addr().String() }
 
-// serveProfiles serves net/http/pprof on the profiling listener until ctx
-// ends; profiles may run for seconds, so it closes rather than drains.
-func (a *App) serveProfiles(ctx context.Context) {
-	srv := &http.Server{Handler: httpapi.Profiles(), ReadHeaderTimeout: 10 * time.Second}
+// serveOperations serves the operators' listener until ctx ends; profiles
+// may run for seconds, so it closes rather than drains.
+func (a *App) serveOperations(ctx context.Context) {
+	srv := &http.Server{Handler: a.Operations, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: a.Config.IdleTimeout}
 	stop := context.AfterFunc(ctx, func() { srv.Close() })
 	defer stop()
-	a.Log.Info("profiling (net/http/pprof) at http://" + a.PprofAddr() + "/debug/pprof/")
-	if err := srv.Serve(a.profiler); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		a.Log.Warn("profiling listener stopped", "err", err)
+	a.Log.Info("internal API, metrics and profiles at http://" + a.InternalAddr() + "/")
+	if err := srv.Serve(a.operations); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		a.Log.Warn("internal listener stopped", "err", err)
 	}
 }
 
@@ -360,9 +353,7 @@ func (a *App) Serve(ctx context.Context) error {
 			}
 		})
 	}
-	if a.profiler != nil {
-		workers.Go(func() { a.serveProfiles(ctx) })
-	}
+	workers.Go(func() { a.serveOperations(ctx) })
 	a.Log.Info("Live Drops is up: GraphQL Playground at " + playgroundURL(a.Addr()))
 	// No ReadTimeout: it would cut WebSocket and SSE streams; the handler
 	// bounds reading each body instead (READ_TIMEOUT).

@@ -50,7 +50,11 @@ type Config struct {
 	LogLevel             string        `env:"LOG_LEVEL" envDefault:"info"`
 	MaxBodyBytes         int64         `env:"MAX_BODY_BYTES" envDefault:"1048576"`
 	OrderRatePerMinute   int           `env:"ORDER_RATE_PER_MINUTE" envDefault:"60"`
-	// PprofAddr turns net/http/pprof on, on a listener of its own; empty is off.
+	// InternalAddr is the operators' listener: /internal/, /metrics and
+	// net/http/pprof, never served on HTTP_ADDR.
+	InternalAddr string `env:"INTERNAL_ADDR" envDefault:"127.0.0.1:9091"`
+	// PprofAddr is gone (profiles are on InternalAddr); set, it is refused
+	// so an operator learns where they went.
 	PprofAddr          string `env:"PPROF_ADDR"`
 	ReadCache          string `env:"READ_CACHE" envDefault:"on"`
 	ResponseCacheBytes int    `env:"RESPONSE_CACHE_BYTES" envDefault:"33554432"`
@@ -201,6 +205,8 @@ func (c *Config) Validate() error {
 	}
 	if len(c.InternalToken) < 8 {
 		bad("INTERNAL_TOKEN", "must be at least 8 characters")
+	} else if c.Prod() && len(c.InternalToken) < 32 {
+		bad("INTERNAL_TOKEN", "must be at least 32 characters when APP_ENV=prod")
 	}
 	if len(c.PaymentWebhookSecret) < 16 {
 		bad("PAYMENT_WEBHOOK_SECRET", "must be at least 16 characters")
@@ -222,9 +228,13 @@ func (c *Config) Validate() error {
 	if c.OrderRatePerMinute < 1 {
 		bad("ORDER_RATE_PER_MINUTE", "must be at least 1")
 	}
-	if c.PprofAddr != "" && !loopbackAddr(c.PprofAddr) {
-		// Profiles expose memory and call stacks: never beyond this machine.
-		bad("PPROF_ADDR", "must be a loopback host:port such as 127.0.0.1:6060 or localhost:6060, got %q", c.PprofAddr)
+	if c.PprofAddr != "" {
+		bad("PPROF_ADDR", "no longer read: profiles are served at INTERNAL_ADDR (%s) under /debug/pprof/", c.InternalAddr)
+	}
+	if !hostPort(c.InternalAddr) {
+		bad("INTERNAL_ADDR", "must be host:port such as 127.0.0.1:9091, got %q", c.InternalAddr)
+	} else if c.InternalAddr == c.HTTPAddr && !strings.HasSuffix(c.HTTPAddr, ":0") {
+		bad("INTERNAL_ADDR", "must differ from HTTP_ADDR (%s): the public listener never serves the internal routes", c.HTTPAddr)
 	}
 	switch c.ReadCache {
 	case "on", "off":
@@ -282,16 +292,24 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// loopbackAddr reports whether addr is host:port with a loopback host
-// (localhost, 127.0.0.0/8 or ::1) and a port number.
-func loopbackAddr(addr string) bool {
-	host, port, err := net.SplitHostPort(addr)
+// hostPort reports whether addr is host:port (host may be empty) with a
+// port number.
+func hostPort(addr string) bool {
+	_, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return false
 	}
-	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+	n, err := strconv.Atoi(port)
+	return err == nil && n >= 0 && n <= 65535
+}
+
+// loopbackAddr reports whether addr is host:port with a loopback host
+// (localhost, 127.0.0.0/8 or ::1) and a port number.
+func loopbackAddr(addr string) bool {
+	if !hostPort(addr) {
 		return false
 	}
+	host, _, _ := net.SplitHostPort(addr)
 	if host == "localhost" {
 		return true
 	}

@@ -139,7 +139,7 @@ func TestProdRefusesDevDefaults(t *testing.T) {
 		}
 	}
 	prod := with(dev(), "APP_ENV", "prod", "MEDIA_BASE_URL", "https://cdn.example.com/media",
-		"JWT_SECRET", "a-real-secret-of-some-length", "INTERNAL_TOKEN", "a-real-internal-token",
+		"JWT_SECRET", "a-real-secret-of-some-length", "INTERNAL_TOKEN", "a-real-internal-token-of-32-chars",
 		"PAYMENT_WEBHOOK_SECRET", "a-real-webhook-secret")
 	c, err := Parse(prod)
 	if err != nil {
@@ -147,6 +147,13 @@ func TestProdRefusesDevDefaults(t *testing.T) {
 	}
 	if !c.Prod() || c.SeedEnabled() {
 		t.Fatalf("prod: %+v", c)
+	}
+	// The internal API's token guards payments and stock: no short one in prod.
+	if _, err := Parse(with(prod, "INTERNAL_TOKEN", strings.Repeat("x", 31))); err == nil || !strings.Contains(err.Error(), "INTERNAL_TOKEN") {
+		t.Errorf("prod with a 31-character INTERNAL_TOKEN: %v", err)
+	}
+	if _, err := Parse(with(dev(), "INTERNAL_TOKEN", strings.Repeat("x", 8))); err != nil {
+		t.Errorf("dev with an 8-character INTERNAL_TOKEN: %v", err)
 	}
 	for _, name := range []string{"JWT_SECRET", "INTERNAL_TOKEN", "PAYMENT_WEBHOOK_SECRET"} {
 		_, err := Parse(with(prod, name, map[string]string{
@@ -158,37 +165,35 @@ func TestProdRefusesDevDefaults(t *testing.T) {
 	}
 }
 
-// Profiling listens only where nobody but this machine can reach it.
-func TestPprofAddr(t *testing.T) {
+// The operators' listener: any host:port apart from HTTP_ADDR; PPROF_ADDR
+// is refused, pointing at it.
+func TestInternalAddr(t *testing.T) {
 	for _, tc := range []struct {
-		value string
-		ok    bool
+		env  []string
+		want string // "" when refused
+		name string // the variable the refusal names
 	}{
-		{"", true},
-		{"127.0.0.1:6060", true},
-		{"localhost:6060", true},
-		{"[::1]:6060", true},
-		{"127.0.0.2:0", true},
-		{":6060", false},
-		{"0.0.0.0:6060", false},
-		{"10.0.0.5:6060", false},
-		{"[::]:6060", false},
-		{"example.com:6060", false},
-		{"localhost", false},
-		{"127.0.0.1:port", false},
-		{"127.0.0.1:70000", false},
+		{nil, "127.0.0.1:9091", ""},
+		{[]string{"INTERNAL_ADDR", "10.0.0.5:9091"}, "10.0.0.5:9091", ""},
+		{[]string{"INTERNAL_ADDR", "[::1]:9091"}, "[::1]:9091", ""},
+		{[]string{"INTERNAL_ADDR", "127.0.0.1:0", "HTTP_ADDR", "127.0.0.1:0"}, "127.0.0.1:0", ""},
+		{[]string{"INTERNAL_ADDR", "9091"}, "", "INTERNAL_ADDR"},
+		{[]string{"INTERNAL_ADDR", "127.0.0.1:port"}, "", "INTERNAL_ADDR"},
+		{[]string{"INTERNAL_ADDR", "127.0.0.1:70000"}, "", "INTERNAL_ADDR"},
+		{[]string{"INTERNAL_ADDR", ":8080", "HTTP_ADDR", ":8080"}, "", "INTERNAL_ADDR"},
+		{[]string{"PPROF_ADDR", "127.0.0.1:6060"}, "", "PPROF_ADDR"},
 	} {
-		t.Run(tc.value, func(t *testing.T) {
-			c, err := Parse(with(dev(), "PPROF_ADDR", tc.value))
+		t.Run(strings.Join(tc.env, "="), func(t *testing.T) {
+			c, err := Parse(with(dev(), tc.env...))
 			switch {
-			case tc.ok && err != nil:
-				t.Fatalf("PPROF_ADDR=%q refused: %v", tc.value, err)
-			case tc.ok && c.PprofAddr != tc.value:
-				t.Fatalf("PprofAddr = %q, want %q", c.PprofAddr, tc.value)
-			case !tc.ok && err == nil:
-				t.Fatalf("PPROF_ADDR=%q accepted", tc.value)
-			case !tc.ok && !strings.Contains(err.Error(), "PPROF_ADDR"):
-				t.Fatalf("error does not name PPROF_ADDR: %v", err)
+			case tc.want != "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tc.want != "" && c.InternalAddr != tc.want:
+				t.Fatalf("InternalAddr = %q, want %q", c.InternalAddr, tc.want)
+			case tc.want == "" && err == nil:
+				t.Fatal("accepted")
+			case tc.want == "" && !strings.Contains(err.Error(), tc.name):
+				t.Fatalf("error does not name %s: %v", tc.name, err)
 			}
 		})
 	}

@@ -35,8 +35,9 @@
 //     not over plain POST or GET.
 //
 // Routes: /query (GraphQL), /healthz (200 while the process serves),
-// /readyz (Options.Ready, 503 naming what failed), /metrics (Prometheus),
-// Options.Extra, and Options.Playground for "/" and everything else.
+// /readyz (Options.Ready, 503 naming what failed), Options.Extra, and
+// Options.Playground for "/" and everything else. Metrics, profiles and the
+// internal API are Operations', on a listener of their own.
 //
 // WebSockets: outside production any page may connect; in production only
 // pages of the server's own origin or of Options.AllowedOrigins, and clients
@@ -238,7 +239,6 @@ func New(o Options) http.Handler {
 	mux.Handle("/query", queryHandler(o))
 	mux.Handle("/healthz", http.HandlerFunc(healthz))
 	mux.Handle("/readyz", readyz(o.Log, o.Ready))
-	mux.Handle("/metrics", metrics.Handler())
 	if o.Playground != nil {
 		// At "/": every path no other route claims is the web pages' to
 		// answer (the Playground, its assets, other pages, or 404).

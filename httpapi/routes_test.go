@@ -6,12 +6,14 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"livedrops/domain"
+	"livedrops/logging"
 )
 
 func TestHealthz(t *testing.T) {
@@ -165,7 +167,18 @@ func TestMetricsAndAccessLog(t *testing.T) {
 	e.query(`query AccessLogged { hello fail(kind: PLAIN) }`, nil, RequestIDHeader, "access-1")
 	e.post(`{"query":`)
 
-	r := e.get("/metrics", nil)
+	if r := e.get("/metrics", nil); r.status != http.StatusNotFound {
+		t.Fatalf("/metrics on the public handler: status %d, want 404", r.status)
+	}
+	ops := httptest.NewServer(Operations(nil, logging.New("debug", e.logs)))
+	defer ops.Close()
+	resp, err := http.Get(ops.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	r := reply{status: resp.StatusCode, body: body}
 	if r.status != 200 {
 		t.Fatalf("/metrics: status %d", r.status)
 	}

@@ -226,13 +226,13 @@ func TestCollectGarbageAndReadMemory(t *testing.T) {
 	defer srv.Close()
 	ctx := context.Background()
 	before := debugGCCount()
-	if err := collectGarbage(ctx, srv.URL); err != nil {
+	if err := collectGarbage(ctx, srv.URL, srv.URL); err != nil {
 		t.Fatalf("collectGarbage: %v", err)
 	}
 	if debugGCCount() <= before {
 		t.Error("collectGarbage returned before a collection ran")
 	}
-	m, err := readMemory(ctx, os.Getpid(), srv.URL)
+	m, err := readMemory(ctx, os.Getpid(), srv.URL, srv.URL)
 	if err != nil {
 		t.Fatalf("readMemory: %v", err)
 	}

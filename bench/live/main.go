@@ -335,7 +335,7 @@ func (b *bench) settledMemory(ctx context.Context) (memory, error) {
 		return memory{}, ctx.Err()
 	case <-time.After(b.o.idleSettle):
 	}
-	return readMemory(ctx, b.server.PID(), b.server.URL)
+	return readMemory(ctx, b.server.PID(), b.server.URL, b.server.InternalURL)
 }
 
 // serverGauge reads one sample of the server's metrics, 0 when missing.

@@ -30,11 +30,12 @@ type memory struct {
 func (m memory) Live() int64 { return m.HeapAlloc + m.StackInuse }
 
 // readMemory samples the server process pid, then makes it collect its
-// garbage and reads its Go memory from its metrics at baseURL: the heap
+// garbage and reads its Go memory from its metrics at internalURL (its
+// operators' listener; queries go to publicURL): the heap
 // then holds what the server keeps, not what it has yet to free, so two
 // readings compare. The resident set is read first, before the collection's
 // own allocations.
-func readMemory(ctx context.Context, pid int, baseURL string) (memory, error) {
+func readMemory(ctx context.Context, pid int, publicURL, internalURL string) (memory, error) {
 	var m memory
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
@@ -43,10 +44,10 @@ func readMemory(ctx context.Context, pid int, baseURL string) (memory, error) {
 	if m.RSS, err = vmRSS(status); err != nil {
 		return m, err
 	}
-	if err := collectGarbage(ctx, baseURL); err != nil {
+	if err := collectGarbage(ctx, publicURL, internalURL); err != nil {
 		return m, err
 	}
-	gauges, err := scrape(ctx, baseURL, "go_memstats_heap_alloc_bytes", "go_memstats_heap_inuse_bytes",
+	gauges, err := scrape(ctx, internalURL, "go_memstats_heap_alloc_bytes", "go_memstats_heap_inuse_bytes",
 		"go_memstats_stack_inuse_bytes", "go_goroutines")
 	if err != nil {
 		return m, err
@@ -83,25 +84,25 @@ func scrape(ctx context.Context, baseURL string, series ...string) ([]float64, e
 // collection marks survive it, so once the heap is past 60% of the
 // collector's goal (a collection may start from there on) the bodies are
 // small and paced, and it stops at the first collection.
-func collectGarbage(ctx context.Context, baseURL string) error {
+func collectGarbage(ctx context.Context, publicURL, internalURL string) error {
 	const (
 		cycles = "go_gc_duration_seconds_count"
 		alloc  = "go_memstats_heap_alloc_bytes"
 		goal   = "go_memstats_next_gc_bytes"
 	)
-	before, err := scrape(ctx, baseURL, cycles)
+	before, err := scrape(ctx, internalURL, cycles)
 	if err != nil {
 		return err
 	}
 	large := refusedQuery(256 << 10) // 512 KiB
 	small := refusedQuery(32 << 10)  // 64 KiB
 	for range 20000 {
-		g, err := scrape(ctx, baseURL, cycles, alloc, goal)
+		g, err := scrape(ctx, internalURL, cycles, alloc, goal)
 		if err != nil {
 			return err
 		}
 		if g[0] > before[0] {
-			return awaitSweep(ctx, baseURL)
+			return awaitSweep(ctx, internalURL)
 		}
 		body := large
 		if g[1] > 0.6*g[2] {
@@ -112,7 +113,7 @@ func collectGarbage(ctx context.Context, baseURL string) error {
 			case <-time.After(nearGoalPause):
 			}
 		}
-		if err := post(ctx, baseURL+"/query", body); err != nil {
+		if err := post(ctx, publicURL+"/query", body); err != nil {
 			return fmt.Errorf("make the server collect garbage: %w", err)
 		}
 	}

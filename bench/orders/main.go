@@ -339,11 +339,11 @@ func (b *bench) graphqlRound(ctx context.Context, r int, rng *mrand.Rand) (round
 		}
 	}
 	jobs := stampede.Plan(len(b.buyers), b.o.retryPercent, rng)
-	metricsBefore := scrapeCounters(ctx, b.server.URL)
+	metricsBefore := scrapeCounters(ctx, b.server.InternalURL)
 	before := b.sampleCPU(ctx, b.server.PID())
 	answers := stampede.Run(ctx, conns, b.buyers, dropGID, fmt.Sprintf("r%d-", r), jobs)
 	cpu, cpuOK := b.sampleCPU(ctx, b.server.PID()).since(before)
-	serverCounters := scrapeCounters(ctx, b.server.URL).delta(metricsBefore)
+	serverCounters := scrapeCounters(ctx, b.server.InternalURL).delta(metricsBefore)
 	if ctx.Err() != nil {
 		return roundFigures{}, ctx.Err()
 	}

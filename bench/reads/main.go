@@ -311,13 +311,13 @@ func (b *bench) measure(ctx context.Context, url string, proc *serverproc.Server
 	defer l.Close()
 	var m measurement
 	m.WarmupFailures = l.run(ctx, b.o.warmup).Failures
-	stmts0, stmtsOK0 := scrapeStatements(ctx, proc.URL, sql)
+	stmts0, stmtsOK0 := scrapeStatements(ctx, proc.InternalURL, sql)
 	cpu0, err0 := cputime.Process(proc.PID())
 	self0, errSelf0 := cputime.Self()
 	m.window = l.run(ctx, b.o.duration)
 	cpu1, err1 := cputime.Process(proc.PID())
 	self1, errSelf1 := cputime.Self()
-	stmts1, stmtsOK1 := scrapeStatements(ctx, proc.URL, sql)
+	stmts1, stmtsOK1 := scrapeStatements(ctx, proc.InternalURL, sql)
 	if ctx.Err() != nil {
 		return m, ctx.Err()
 	}

@@ -17,12 +17,15 @@ import (
 
 // Server is a running server process.
 type Server struct {
-	// URL is the server's base URL, http://host:port.
-	URL     string
-	LogPath string
-	cmd     *exec.Cmd
-	exited  chan struct{}
-	waitErr error
+	// URL is the server's base URL, http://host:port; InternalURL its
+	// operators' listener's (INTERNAL_ADDR: /metrics, /internal/, pprof),
+	// empty for StartProgram's.
+	URL         string
+	InternalURL string
+	LogPath     string
+	cmd         *exec.Cmd
+	exited      chan struct{}
+	waitErr     error
 }
 
 // FreeAddr returns a loopback address with a port nothing listens on now.
@@ -35,12 +38,28 @@ func FreeAddr() (string, error) {
 	return ln.Addr().String(), nil
 }
 
-// Start runs bin listening on addr with the process environment plus env
-// (env wins), its output appended to logPath, and waits until /readyz
-// answers 200. A server that exits or is not ready within timeout is an
-// error carrying the end of its log.
+// Start runs bin listening on addr, and its internal listener on a free
+// loopback port, with the process environment plus env (env wins), its
+// output appended to logPath, and waits until /readyz answers 200. A server
+// that exits or is not ready within timeout is an error carrying the end of
+// its log.
 func Start(ctx context.Context, bin, addr string, env []string, logPath string, timeout time.Duration) (*Server, error) {
-	return start(ctx, exec.Command(bin), addr, env, logPath, timeout, "/readyz", func(status int) bool { return status == http.StatusOK })
+	internal, err := FreeAddr()
+	if err != nil {
+		return nil, err
+	}
+	env = append([]string{"INTERNAL_ADDR=" + internal}, env...)
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "INTERNAL_ADDR="); ok {
+			internal = v
+		}
+	}
+	s, err := start(ctx, exec.Command(bin), addr, env, logPath, timeout, "/readyz", func(status int) bool { return status == http.StatusOK })
+	if err != nil {
+		return nil, err
+	}
+	s.InternalURL = "http://" + internal
+	return s, nil
 }
 
 // StartProgram is Start for another program than ours, run with args: it is

@@ -330,9 +330,10 @@ func Config(t testing.TB) *config.Config {
 	brokers, topic := Kafka(t)
 	endpoint, bucket := S3(t)
 	cfg, err := config.Parse(map[string]string{
-		"APP_ENV":      "dev",
-		"HTTP_ADDR":    "127.0.0.1:0",
-		"DATABASE_URL": databaseURL,
+		"APP_ENV":       "dev",
+		"HTTP_ADDR":     "127.0.0.1:0",
+		"INTERNAL_ADDR": "127.0.0.1:0",
+		"DATABASE_URL":  databaseURL,
 		// Several apps and packages share one server's connection slots in a test run.
 		"DB_MAX_CONNS":   "8",
 		"REDIS_URL":      redisURL,

@@ -59,7 +59,7 @@ func TestSandboxLifecycle(t *testing.T) {
 	tokens := auth.NewTokens([]byte(s.JWTSecret), time.Hour, nil)
 	seen := map[int64]bool{}
 	for _, b := range buyers {
-		v, err := tokens.Parse(b.Token)
+		v, err := tokens.Parse(ctx, b.Token)
 		if err != nil || v.UserID != b.ID || v.Handle != b.Handle {
 			t.Fatalf("token of %+v: viewer %+v, err %v", b, v, err)
 		}

@@ -25,8 +25,12 @@ help:
 	@echo "make clean          remove built binaries and coverage files"
 	@echo "make clean-data     also remove .data/ (embedded database, objects, service logs)"
 
+# make's own servers listen on loopback unless HTTP_ADDR says otherwise: with
+# APP_ENV unset, the server refuses to serve its dev defaults anywhere else.
+LOCAL_ADDR := HTTP_ADDR="$${HTTP_ADDR:-localhost:8080}"
+
 run: postgres-binaries build
-	@.data/bin/livedrops
+	@$(LOCAL_ADDR) .data/bin/livedrops
 
 # The embedded database of `make run` is a private cluster run from the
 # machine's PostgreSQL binaries; install them once if none are found.
@@ -66,10 +70,10 @@ check-generated: generate
 	git diff --exit-code -- graph resolvers
 
 migrate:
-	$(GO) run . migrate
+	$(LOCAL_ADDR) $(GO) run . migrate
 
 seed:
-	$(GO) run . seed
+	$(LOCAL_ADDR) $(GO) run . seed
 
 services:
 	@$(SERVICES) start

@@ -354,7 +354,7 @@ func (a *App) Serve(ctx context.Context) error {
 		})
 	}
 	workers.Go(func() { a.serveOperations(ctx) })
-	a.Log.Info("Live Drops is up: GraphQL Playground at " + playgroundURL(a.Addr()))
+	a.Log.Info("Live Drops is up: GraphQL Playground at " + playgroundURL(a.Addr(), a.Config.HTTPAddr))
 	// No ReadTimeout: it would cut WebSocket and SSE streams; the handler
 	// bounds reading each body instead (READ_TIMEOUT).
 	srv := &http.Server{
@@ -425,13 +425,15 @@ func (a *App) Close() {
 	}
 }
 
-// playgroundURL turns a listen address into a URL a browser can open.
-func playgroundURL(addr string) string {
+// playgroundURL turns a bound address into a URL a browser can open,
+// naming localhost when the configured address did or listens everywhere.
+func playgroundURL(addr, configured string) string {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return "http://" + addr + "/"
 	}
-	if host == "" || host == "::" || host == "0.0.0.0" {
+	configuredHost, _, _ := net.SplitHostPort(configured)
+	if host == "" || host == "::" || host == "0.0.0.0" || configuredHost == "localhost" {
 		host = "localhost"
 	}
 	return "http://" + net.JoinHostPort(host, port) + "/"

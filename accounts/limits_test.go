@@ -23,7 +23,7 @@ func TestLogInLimitsKeepRedisKeysSmall(t *testing.T) {
 	}
 	rdb := redis.NewClient(opts)
 	t.Cleanup(func() { rdb.Close() })
-	cfg, err := config.Parse(map[string]string{})
+	cfg, err := config.Parse(map[string]string{"APP_ENV": "dev"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,13 +21,16 @@ const (
 	DevJWTSecret     = "dev-jwt-secret-change-me-in-production"
 	DevInternalToken = "dev-internal-token"
 	DevWebhookSecret = "dev-payment-webhook-secret"
+	DevS3AccessKey   = "livedrops"
+	DevS3SecretKey   = "livedrops-secret"
 )
 
 // Config is every setting the server reads. Empty service URLs mean "use the
 // embedded stand-in" (dev only).
 type Config struct {
-	HTTPAddr             string        `env:"HTTP_ADDR" envDefault:":8080"`
-	AppEnv               string        `env:"APP_ENV" envDefault:"dev"`
+	HTTPAddr string `env:"HTTP_ADDR" envDefault:":8080"`
+	// AppEnv is dev or prod; unset, it is dev only on a loopback HTTP_ADDR.
+	AppEnv               string        `env:"APP_ENV"`
 	DatabaseURL          string        `env:"DATABASE_URL"`
 	DBMaxConns           int           `env:"DB_MAX_CONNS" envDefault:"32"`
 	RedisURL             string        `env:"REDIS_URL"`
@@ -121,6 +124,9 @@ func Parse(environ map[string]string) (*Config, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
+	if c.AppEnv == "" {
+		c.AppEnv = "dev" // Validate allowed it: nobody else can reach the dev secrets
+	}
 	return &c, nil
 }
 
@@ -155,6 +161,13 @@ func (c *Config) Validate() error {
 	}
 	switch c.AppEnv {
 	case "dev", "prod":
+	case "":
+		// A deployment that forgot APP_ENV must not serve the public dev
+		// secrets where others can reach them.
+		if !loopbackAddr(c.HTTPAddr) {
+			bad("APP_ENV", "unset while HTTP_ADDR %q is reachable from other machines: set APP_ENV=prod (with real secrets), "+
+				"or APP_ENV=dev to serve the dev defaults there on purpose, or listen on a loopback address such as localhost:8080", c.HTTPAddr)
+		}
 	default:
 		bad("APP_ENV", "must be dev or prod, got %q", c.AppEnv)
 	}
@@ -283,6 +296,8 @@ func (c *Config) Validate() error {
 			{"JWT_SECRET", c.JWTSecret, DevJWTSecret},
 			{"INTERNAL_TOKEN", c.InternalToken, DevInternalToken},
 			{"PAYMENT_WEBHOOK_SECRET", c.PaymentWebhookSecret, DevWebhookSecret},
+			{"S3_ACCESS_KEY", c.S3AccessKey, DevS3AccessKey},
+			{"S3_SECRET_KEY", c.S3SecretKey, DevS3SecretKey},
 		} {
 			if v.value == v.dev {
 				bad(v.name, "the dev default is refused when APP_ENV=prod")

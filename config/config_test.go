@@ -9,6 +9,7 @@ import (
 // dev is a valid dev environment with every service set.
 func dev() map[string]string {
 	return map[string]string{
+		"APP_ENV":       "dev",
 		"DATABASE_URL":  "postgres://postgres@127.0.0.1:5432/livedrops?sslmode=disable",
 		"REDIS_URL":     "redis://127.0.0.1:6379/0",
 		"KAFKA_BROKERS": "127.0.0.1:9092",
@@ -28,9 +29,9 @@ func with(base map[string]string, kv ...string) map[string]string {
 }
 
 func TestDefaults(t *testing.T) {
-	c, err := Parse(map[string]string{})
+	c, err := Parse(map[string]string{"APP_ENV": "dev"})
 	if err != nil {
-		t.Fatalf("empty environment: %v", err)
+		t.Fatalf("empty environment but APP_ENV: %v", err)
 	}
 	if c.HTTPAddr != ":8080" || c.AppEnv != "dev" || c.DataDir != ".data" || c.ReservationTTL != 10*time.Minute ||
 		c.DBMaxConns != 32 || c.KafkaTopic != "livedrops.events" || c.Prod() || !c.SeedEnabled() ||
@@ -47,14 +48,14 @@ func TestDefaults(t *testing.T) {
 		t.Fatalf("retention defaults: %+v", c)
 	}
 	// 0 keeps a table's rows forever; an hour is the shortest retention.
-	if c, err := Parse(map[string]string{"RETAIN_AUDIT_LOG": "0", "RETAIN_OUTBOX": "1h", "PRUNE_INTERVAL": "1s", "PRUNE_BATCH": "100"}); err != nil ||
+	if c, err := Parse(map[string]string{"APP_ENV": "dev", "RETAIN_AUDIT_LOG": "0", "RETAIN_OUTBOX": "1h", "PRUNE_INTERVAL": "1s", "PRUNE_BATCH": "100"}); err != nil ||
 		c.RetainAuditLog != 0 || c.RetainOutbox != time.Hour || c.PruneInterval != time.Second || c.PruneBatch != 100 {
 		t.Fatalf("shortest retention settings: %v %+v", err, c)
 	}
-	if c, err := Parse(map[string]string{"READ_CACHE": "off"}); err != nil || c.ReadCacheOn() {
+	if c, err := Parse(map[string]string{"APP_ENV": "dev", "READ_CACHE": "off"}); err != nil || c.ReadCacheOn() {
 		t.Fatalf("READ_CACHE=off: %v %+v", err, c)
 	}
-	off, err := Parse(map[string]string{"SEED": "false"})
+	off, err := Parse(map[string]string{"APP_ENV": "dev", "SEED": "false"})
 	if err != nil || off.SeedEnabled() {
 		t.Fatalf("SEED=false: %v %+v", err, off)
 	}
@@ -126,6 +127,47 @@ func TestWrongValuesNameTheirVariable(t *testing.T) {
 	}
 }
 
+// Without APP_ENV the server is dev only where nobody else can reach it.
+func TestAppEnvUnsetFailsClosed(t *testing.T) {
+	for _, tc := range []struct {
+		addr string
+		ok   bool
+	}{
+		{"", false}, // HTTP_ADDR's default, :8080: every interface
+		{":8080", false},
+		{"0.0.0.0:8080", false},
+		{"[::]:8080", false},
+		{"10.0.0.5:8080", false},
+		{"example.com:8080", false},
+		{"localhost:8080", true},
+		{"127.0.0.1:8080", true},
+		{"127.0.0.1:0", true},
+		{"[::1]:8080", true},
+	} {
+		t.Run(tc.addr, func(t *testing.T) {
+			env := map[string]string{}
+			if tc.addr != "" {
+				env["HTTP_ADDR"] = tc.addr
+			}
+			c, err := Parse(env)
+			switch {
+			case tc.ok && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tc.ok && (c.AppEnv != "dev" || c.Prod()):
+				t.Fatalf("AppEnv = %q, want dev", c.AppEnv)
+			case !tc.ok && err == nil:
+				t.Fatal("accepted: the dev secrets would be served to other machines")
+			case !tc.ok && !strings.Contains(err.Error(), "APP_ENV"):
+				t.Fatalf("error does not name APP_ENV: %v", err)
+			}
+			// Said out loud, dev may listen anywhere.
+			if _, err := Parse(with(env, "APP_ENV", "dev")); err != nil {
+				t.Fatalf("APP_ENV=dev: %v", err)
+			}
+		})
+	}
+}
+
 // Production refuses the embedded stand-ins and the dev secrets, naming each.
 func TestProdRefusesDevDefaults(t *testing.T) {
 	_, err := Parse(map[string]string{"APP_ENV": "prod"})
@@ -133,14 +175,14 @@ func TestProdRefusesDevDefaults(t *testing.T) {
 		t.Fatal("prod with nothing set was accepted")
 	}
 	for _, name := range []string{"DATABASE_URL", "REDIS_URL", "KAFKA_BROKERS", "S3_ENDPOINT", "MEDIA_BASE_URL",
-		"JWT_SECRET", "INTERNAL_TOKEN", "PAYMENT_WEBHOOK_SECRET"} {
+		"JWT_SECRET", "INTERNAL_TOKEN", "PAYMENT_WEBHOOK_SECRET", "S3_ACCESS_KEY", "S3_SECRET_KEY"} {
 		if !strings.Contains(err.Error(), name) {
 			t.Errorf("prod error does not name %s: %v", name, err)
 		}
 	}
 	prod := with(dev(), "APP_ENV", "prod", "MEDIA_BASE_URL", "https://cdn.example.com/media",
 		"JWT_SECRET", "a-real-secret-of-some-length", "INTERNAL_TOKEN", "a-real-internal-token-of-32-chars",
-		"PAYMENT_WEBHOOK_SECRET", "a-real-webhook-secret")
+		"PAYMENT_WEBHOOK_SECRET", "a-real-webhook-secret", "S3_ACCESS_KEY", "AKIAREALKEY", "S3_SECRET_KEY", "a-real-s3-secret")
 	c, err := Parse(prod)
 	if err != nil {
 		t.Fatalf("a complete prod environment: %v", err)
@@ -155,9 +197,10 @@ func TestProdRefusesDevDefaults(t *testing.T) {
 	if _, err := Parse(with(dev(), "INTERNAL_TOKEN", strings.Repeat("x", 8))); err != nil {
 		t.Errorf("dev with an 8-character INTERNAL_TOKEN: %v", err)
 	}
-	for _, name := range []string{"JWT_SECRET", "INTERNAL_TOKEN", "PAYMENT_WEBHOOK_SECRET"} {
+	for _, name := range []string{"JWT_SECRET", "INTERNAL_TOKEN", "PAYMENT_WEBHOOK_SECRET", "S3_ACCESS_KEY", "S3_SECRET_KEY"} {
 		_, err := Parse(with(prod, name, map[string]string{
 			"JWT_SECRET": DevJWTSecret, "INTERNAL_TOKEN": DevInternalToken, "PAYMENT_WEBHOOK_SECRET": DevWebhookSecret,
+			"S3_ACCESS_KEY": DevS3AccessKey, "S3_SECRET_KEY": DevS3SecretKey,
 		}[name]))
 		if err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("prod with the dev %s: %v", name, err)

@@ -45,7 +45,7 @@ func dataDir(t *testing.T) string {
 
 func devConfig(t *testing.T, dir string) *config.Config {
 	t.Helper()
-	cfg, err := config.Parse(map[string]string{"DATA_DIR": dir})
+	cfg, err := config.Parse(map[string]string{"APP_ENV": "dev", "DATA_DIR": dir})
 	if err != nil {
 		t.Fatal(err)
 	}

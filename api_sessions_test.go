@@ -184,6 +184,13 @@ func TestLiveWebSocketClosedWhenSessionEnds(t *testing.T) {
 			}
 		}
 	})
+	t.Run("SSE stream expired", func(t *testing.T) {
+		t.Parallel()
+		a := startApp(t, func(c *config.Config) { c.JWTTTL = 2 * time.Second })
+		_, token := a.mustNewUser(t, uniqueHandle("sse"))
+		s := a.sseSubscribe(t, token, `subscription { notificationAdded { id } }`, nil)
+		s.ended(t)
+	})
 	t.Run("revoked on another instance", func(t *testing.T) {
 		t.Parallel()
 		a := startApp(t)

@@ -21,7 +21,12 @@ func (t *Tokens) Middleware(next http.Handler) http.Handler {
 			return
 		}
 		if v != nil {
-			r = r.WithContext(domain.WithViewer(r.Context(), v))
+			ctx := r.Context()
+			if strings.Contains(r.Header.Get("Accept"), "text/event-stream") {
+				// A stream outlives its request's check: it ends with the session.
+				ctx = t.SessionContext(ctx, v)
+			}
+			r = r.WithContext(domain.WithViewer(ctx, v))
 		}
 		next.ServeHTTP(w, r)
 	})

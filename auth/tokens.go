@@ -147,7 +147,9 @@ func (t *Tokens) Parse(ctx context.Context, token string) (*domain.Viewer, error
 			return nil, err
 		}
 		if revoked {
-			t.revoked.Add(viewer.Session, viewer.Expires)
+			if t.revoked != nil {
+				t.revoked.Add(viewer.Session, viewer.Expires)
+			}
 			return nil, errRevoked
 		}
 	}

@@ -102,6 +102,8 @@ type App struct {
 	DB      *store.DB
 	Redis   redis.UniversalClient
 	Handler http.Handler
+	// Near is the near cache of reads (nil with READ_CACHE=off).
+	Near *cache.Near
 
 	stack    *devstack.Stack
 	producer *events.Producer
@@ -173,6 +175,20 @@ func NewApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (app *App
 	app.closers = append(app.closers, func() error { app.producer.Close(); return nil })
 
 	kv := cache.New(app.Redis, cfg.RedisPrefix, 5*time.Minute)
+	// READ_CACHE=off reads every loader's value straight from PostgreSQL;
+	// writes still evict from Redis.
+	readKV, reads := kv, []loaders.Option(nil)
+	var near *cache.Near
+	if cfg.ReadCacheOn() {
+		if near, err = cache.NewNear(cfg.NearCacheBytes, cache.NearTTL); err != nil {
+			return app, fmt.Errorf("NEAR_CACHE_BYTES: %w", err)
+		}
+		app.closers = append(app.closers, func() error { near.Close(); return nil })
+		app.Near = near
+		reads = append(reads, loaders.WithNear(near))
+	} else {
+		readKV = nil
+	}
 	tokens := auth.NewTokens([]byte(cfg.JWTSecret), cfg.JWTTTL, time.Now)
 	gate := orders.NewGate(app.Redis, cfg.RedisPrefix)
 	app.closers = append(app.closers, gate.Close) // the gate has a Redis client of its own
@@ -191,7 +207,7 @@ func NewApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (app *App
 			return app, err
 		}
 	}
-	if res.Hub, err = app.startLive(kv); err != nil {
+	if res.Hub, err = app.startLive(kv, near); err != nil {
 		return app, err
 	}
 	schema := graph.NewExecutableSchema(graph.Config{Resolvers: res, Complexity: resolvers.Complexity()})
@@ -228,7 +244,7 @@ func NewApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (app *App
 			// connection: made on first use, remembering nothing.
 			return ctx, nil, nil
 		},
-		PerRequest: []func(http.Handler) http.Handler{resolvers.Streams, loaders.Middleware(app.DB, kv)},
+		PerRequest: []func(http.Handler) http.Handler{resolvers.Streams, loaders.Middleware(app.DB, readKV, reads...)},
 		Ready: []httpapi.Check{
 			ping("postgres", app.DB.PingContext),
 			ping("redis", func(ctx context.Context) error { return app.Redis.Ping(ctx).Err() }),
@@ -373,10 +389,10 @@ func consumerGroup(group, topic string) string {
 }
 
 // startLive creates the live hub and the consumers around it: a tail
-// consumer feeding the hub in this instance, and the notifier and cache
-// invalidator in their shared groups. They run with the workers; Close
-// closes the consumers first, then the hub.
-func (a *App) startLive(kv *cache.Cache) (*live.Hub, error) {
+// consumer feeding the hub and the near cache (nil: none) in this instance,
+// and the notifier and Redis invalidator in their shared groups. They run
+// with the workers; Close closes the consumers first, then the hub.
+func (a *App) startLive(kv *cache.Cache, near *cache.Near) (*live.Hub, error) {
 	cfg := a.Config
 	hub := live.NewHub(a.Log, live.Options{
 		DropSnapshot:   dropSnapshot(a.DB),
@@ -385,7 +401,11 @@ func (a *App) startLive(kv *cache.Cache) (*live.Hub, error) {
 	})
 	a.closers = append(a.closers, func() error { hub.Close(); return nil })
 
-	tail, err := events.NewTailConsumer(cfg.KafkaBrokers, cfg.KafkaTopic, hub.Handle, a.Log)
+	local := []events.Handler{hub.Handle}
+	if near != nil {
+		local = append(local, near.Handle)
+	}
+	tail, err := events.NewTailConsumer(cfg.KafkaBrokers, cfg.KafkaTopic, events.Fanout(local...), a.Log)
 	if err != nil {
 		return nil, err
 	}

@@ -135,6 +135,14 @@ func (c *Cache) Key(kind string, id int64) string {
 // written back with the cache's TTL. Ids fill does not return are absent
 // from the result and are not cached, so something created later is seen.
 func GetMany[T any](ctx context.Context, c *Cache, kind string, ids []int64, fill func(ctx context.Context, missing []int64) (map[int64]T, error)) (map[int64]T, error) {
+	return GetNewer(ctx, c, kind, ids, nil, fill)
+}
+
+// GetNewer is GetMany where a value Redis holds that stale reports as too old
+// (an event announced a newer one) counts as missing: it is filled and
+// written over.
+func GetNewer[T any](ctx context.Context, c *Cache, kind string, ids []int64, stale func(id int64, v *T) bool,
+	fill func(ctx context.Context, missing []int64) (map[int64]T, error)) (map[int64]T, error) {
 	ids = unique(ids)
 	out := make(map[int64]T, len(ids))
 	if len(ids) == 0 {
@@ -168,6 +176,10 @@ func GetMany[T any](ctx context.Context, c *Cache, kind string, ids []int64, fil
 		if err := json.Unmarshal(raw[i], &v); err != nil {
 			// A value written by an older shape of T is refilled, not trusted.
 			failures.WithLabelValues(kind, "decode").Inc()
+			missing = append(missing, id)
+			continue
+		}
+		if stale != nil && stale(id, &v) {
 			missing = append(missing, id)
 			continue
 		}

@@ -47,7 +47,13 @@ type Config struct {
 	LogLevel             string        `env:"LOG_LEVEL" envDefault:"info"`
 	MaxBodyBytes         int64         `env:"MAX_BODY_BYTES" envDefault:"1048576"`
 	OrderRatePerMinute   int           `env:"ORDER_RATE_PER_MINUTE" envDefault:"60"`
+	NearCacheBytes       int64         `env:"NEAR_CACHE_BYTES" envDefault:"67108864"`
+	ReadCache            string        `env:"READ_CACHE" envDefault:"on"`
 }
+
+// ReadCacheOn reports whether reads go through the near cache and Redis
+// (off: straight to PostgreSQL, to measure cold reads).
+func (c *Config) ReadCacheOn() bool { return c.ReadCache == "on" }
 
 // Prod reports whether the server runs in production mode.
 func (c *Config) Prod() bool { return c.AppEnv == "prod" }
@@ -182,6 +188,14 @@ func (c *Config) Validate() error {
 	}
 	if c.OrderRatePerMinute < 1 {
 		bad("ORDER_RATE_PER_MINUTE", "must be at least 1")
+	}
+	if c.NearCacheBytes < 1<<20 {
+		bad("NEAR_CACHE_BYTES", "must be at least 1048576 (1 MiB), got %d", c.NearCacheBytes)
+	}
+	switch c.ReadCache {
+	case "on", "off":
+	default:
+		bad("READ_CACHE", "must be on or off, got %q", c.ReadCache)
 	}
 	if c.Prod() {
 		for _, v := range []struct{ name, value string }{

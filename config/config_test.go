@@ -33,7 +33,8 @@ func TestDefaults(t *testing.T) {
 		t.Fatalf("empty environment: %v", err)
 	}
 	if c.HTTPAddr != ":8080" || c.AppEnv != "dev" || c.DataDir != ".data" || c.ReservationTTL != 10*time.Minute ||
-		c.DBMaxConns != 32 || c.KafkaTopic != "livedrops.events" || c.Prod() || !c.SeedEnabled() {
+		c.DBMaxConns != 32 || c.KafkaTopic != "livedrops.events" || c.Prod() || !c.SeedEnabled() ||
+		c.NearCacheBytes != 64<<20 || !c.ReadCacheOn() {
 		t.Fatalf("defaults: %+v", c)
 	}
 	// Empty service URLs mean the embedded stand-ins of dev.
@@ -43,6 +44,10 @@ func TestDefaults(t *testing.T) {
 	off, err := Parse(map[string]string{"SEED": "false"})
 	if err != nil || off.SeedEnabled() {
 		t.Fatalf("SEED=false: %v %+v", err, off)
+	}
+	cold, err := Parse(map[string]string{"READ_CACHE": "off"})
+	if err != nil || cold.ReadCacheOn() {
+		t.Fatalf("READ_CACHE=off: %v %+v", err, cold)
 	}
 }
 
@@ -69,6 +74,9 @@ func TestWrongValuesNameTheirVariable(t *testing.T) {
 		{"MAX_BODY_BYTES", "10"},
 		{"ORDER_RATE_PER_MINUTE", "0"},
 		{"SEED", "maybe"},
+		{"NEAR_CACHE_BYTES", "1000"},
+		{"NEAR_CACHE_BYTES", "64MiB"},
+		{"READ_CACHE", "maybe"},
 	} {
 		t.Run(tc.name+"="+tc.value, func(t *testing.T) {
 			_, err := Parse(with(dev(), tc.name, tc.value))

@@ -60,3 +60,17 @@ func forwardLogs(log *slog.Logger, client string, logs <-chan kafka.LogEvent) {
 		log.Log(context.Background(), level, "kafka "+client+": "+e.Message, "tag", e.Tag, "name", e.Name)
 	}
 }
+
+// Fanout returns a handler handing each event to every one of handlers, in
+// order; it fails with their errors joined, after all have had the event.
+func Fanout(handlers ...Handler) Handler {
+	return func(ctx context.Context, ev domain.Event) error {
+		var errs []error
+		for _, h := range handlers {
+			if err := h(ctx, ev); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		return errors.Join(errs...)
+	}
+}

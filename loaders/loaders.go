@@ -58,8 +58,8 @@ type Loaders struct {
 	MediaByProduct *dataloader.Loader[int64, []*domain.Media] // oldest first
 	// Drops and Stocks are read together (one statement) and cached only in
 	// the near cache, which events keep exact; never in Redis.
-	Drops          *dataloader.Loader[int64, *domain.Drop]
-	Stocks         *dataloader.Loader[int64, *domain.Stock] // by drop id
+	Drops  *dataloader.Loader[int64, *domain.Drop]
+	Stocks *dataloader.Loader[int64, *domain.Stock] // by drop id
 	// PaymentByOrder is batched but never cached.
 	PaymentByOrder *dataloader.Loader[int64, *domain.Payment]
 	// Notifications are read by id whoever owns them: callers check the owner.

@@ -1,0 +1,105 @@
+package main
+
+// Reads from each instance's near cache stay fresh: what a write on one
+// instance changed is what the other answers, within a bounded time, even
+// with both caches warm.
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"testing"
+	"time"
+
+	"livedrops/internal/testenv"
+	"livedrops/store"
+)
+
+// freshWithin bounds how long a change on one instance takes to show in
+// another's reads (the promise is p99 < 100 ms; this shared machine gets slack).
+const freshWithin = 2 * time.Second
+
+const dropPageQuery = `query($id: ID!) { drop(id: $id) { title status stock { available reserved sold total }
+	product { title } creator { followerCount } } }`
+
+type dropPage struct {
+	Drop struct {
+		Title   string
+		Status  string
+		Stock   struct{ Available, Reserved, Sold, Total int }
+		Product struct{ Title string }
+		Creator struct{ FollowerCount int }
+	}
+}
+
+func (a *testApp) dropPage(t testing.TB, dropID string) dropPage {
+	t.Helper()
+	var out dropPage
+	a.mustGQL(t, "", dropPageQuery, map[string]any{"id": dropID}, &out)
+	return out
+}
+
+// untilPage polls a's drop page until ok holds and returns how long it took.
+func untilPage(t *testing.T, a *serverProcess, dropID, what string, ok func(dropPage) bool) time.Duration {
+	t.Helper()
+	began := time.Now()
+	var last dropPage
+	eventually(t, freshWithin, func() string {
+		if last = a.dropPage(t, dropID); ok(last) {
+			return ""
+		}
+		return fmt.Sprintf("server %s: %s not seen; drop page %+v", a.name, what, last.Drop)
+	})
+	return time.Since(began)
+}
+
+func TestScaleOutReadsStayFresh(t *testing.T) {
+	bin := buildServer(t)
+	cfg := testenv.Config(t)
+	cfg.JWTSecret = "near-cache-shared-secret-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	servers := startServers(t, bin, cfg, "A", "B")
+	a, b := servers[0], servers[1]
+	t.Cleanup(func() { stopServers(t, a, b) })
+	db, err := store.Open(context.Background(), cfg.DatabaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.SetMaxOpenConns(2)
+	t.Cleanup(func() { db.Close() })
+	a.DB, b.DB = db, db
+
+	creatorToken, creatorID := a.makeCreator(t)
+	productID := a.createProduct(t, creatorToken, "Original")
+	dropID := a.scheduleLiveDrop(t, creatorToken, productID, 5)
+	a.dropMutation(t, creatorToken, "startDrop", dropID)
+	_, buyer := b.mustNewUser(t, uniqueHandle("buyer"))
+	_, fan := a.mustNewUser(t, uniqueHandle("fan"))
+
+	// Both caches warm: every later change must come through the events.
+	for _, s := range servers {
+		untilPage(t, s, dropID, "the live drop", func(p dropPage) bool { return p.Drop.Status == "LIVE" })
+		s.dropPage(t, dropID)
+	}
+
+	resp, err := b.placeOne(buyer, dropID, "near-cache-1")
+	if err != nil || len(resp.Errors) > 0 {
+		t.Fatalf("order on B: %v %v", err, resp)
+	}
+	took := untilPage(t, a, dropID, "the order placed on B", func(p dropPage) bool {
+		return p.Drop.Stock.Available == 4 && p.Drop.Stock.Reserved == 1
+	})
+	t.Logf("A answered the stock of an order placed on B after %v", took.Round(time.Millisecond))
+
+	a.mustGQL(t, creatorToken, `mutation($in: UpdateProductInput!) { updateProduct(input: $in) { id } }`,
+		map[string]any{"in": map[string]any{"id": productID, "title": "Renamed"}}, nil)
+	took = untilPage(t, b, dropID, "the product renamed on A", func(p dropPage) bool { return p.Drop.Product.Title == "Renamed" })
+	t.Logf("B answered the product renamed on A after %v", took.Round(time.Millisecond))
+
+	a.mustGQL(t, fan, `mutation($id: ID!) { follow(creatorId: $id) { id } }`, map[string]any{"id": creatorID}, nil)
+	took = untilPage(t, b, dropID, "the follow on A", func(p dropPage) bool { return p.Drop.Creator.FollowerCount == 1 })
+	t.Logf("B answered the follower count of a follow on A after %v", took.Round(time.Millisecond))
+
+	a.dropMutation(t, creatorToken, "endDrop", dropID)
+	took = untilPage(t, b, dropID, "the drop ended on A", func(p dropPage) bool { return p.Drop.Status == "ENDED" })
+	t.Logf("B answered the drop ended on A after %v", took.Round(time.Millisecond))
+}

@@ -334,7 +334,9 @@ func Middleware(db *store.DB, c *cache.Cache, base ...Option) func(http.Handler)
 				opts = append(opts[:len(opts):len(opts)], NoMemo())
 			}
 			z := &lazy{build: func() *Loaders { return New(db, c, opts...) }}
-			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, z)))
+			// The loaders' Redis reads of one moment share a round trip.
+			ctx := cache.WithWave(r.Context(), c)
+			next.ServeHTTP(w, r.WithContext(context.WithValue(ctx, ctxKey{}, z)))
 		})
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"livedrops/config"
 	"livedrops/internal/testenv"
 	"livedrops/store"
 )
@@ -102,4 +103,41 @@ func TestScaleOutReadsStayFresh(t *testing.T) {
 	a.dropMutation(t, creatorToken, "endDrop", dropID)
 	took = untilPage(t, b, dropID, "the drop ended on A", func(p dropPage) bool { return p.Drop.Status == "ENDED" })
 	t.Logf("B answered the drop ended on A after %v", took.Round(time.Millisecond))
+}
+
+// With READ_CACHE=off every drop page goes to PostgreSQL (the drop with its
+// stock, the product, the creator); with it on, a warm page sends nothing.
+func TestReadCacheOffReadsPostgres(t *testing.T) {
+	for _, mode := range []string{"off", "on"} {
+		t.Run(mode, func(t *testing.T) {
+			app := startApp(t, func(c *config.Config) { c.ReadCache = mode })
+			_, _, dropID := app.startLiveDrop(t, 3)
+			if (app.App.Near == nil) != (mode == "off") {
+				t.Fatalf("READ_CACHE=%s: near cache %v", mode, app.App.Near)
+			}
+			page := func() int64 {
+				before := app.DB.Statements.Load()
+				if p := app.dropPage(t, dropID); p.Drop.Stock.Total != 3 {
+					t.Fatalf("drop page %+v", p.Drop)
+				}
+				return app.DB.Statements.Load() - before
+			}
+			if mode == "off" {
+				for i := range 3 {
+					if n := page(); n < 3 {
+						t.Fatalf("READ_CACHE=off: drop page %d took %d statements, want at least 3", i+1, n)
+					}
+				}
+				return
+			}
+			// The events of the drop's making arrive after it: once they
+			// have, the page is served from memory.
+			eventually(t, freshWithin, func() string {
+				if n := page(); n != 0 {
+					return fmt.Sprintf("a warm drop page took %d statements", n)
+				}
+				return ""
+			})
+		})
+	}
 }

@@ -141,3 +141,44 @@ func TestReadCacheOffReadsPostgres(t *testing.T) {
 		})
 	}
 }
+
+// The instance that wrote answers its own writes at once, warm cache or not:
+// its events apply to its near cache at commit, before Kafka brings them.
+func TestWriterReadsItsOwnWrites(t *testing.T) {
+	app := startApp(t)
+	creatorToken, productID, dropID := app.startLiveDrop(t, 3)
+	var creator struct {
+		Drop struct{ Creator struct{ ID string } }
+	}
+	app.mustGQL(t, "", `query($id: ID!) { drop(id: $id) { creator { id } } }`, map[string]any{"id": dropID}, &creator)
+	eventually(t, freshWithin, func() string {
+		before := app.DB.Statements.Load()
+		app.dropPage(t, dropID)
+		if n := app.DB.Statements.Load() - before; n != 0 {
+			return fmt.Sprintf("the drop page is not warm yet (%d statements)", n)
+		}
+		return ""
+	})
+
+	_, buyer := app.mustNewUser(t, uniqueHandle("buyer"))
+	var order struct {
+		PlaceOrder struct {
+			Drop struct {
+				Stock struct{ Available, Reserved int }
+			}
+		}
+	}
+	app.mustGQL(t, buyer, `mutation($in: PlaceOrderInput!) { placeOrder(input: $in) { drop { stock { available reserved } } } }`,
+		map[string]any{"in": map[string]any{"dropId": dropID, "quantity": 1, "idempotencyKey": "own-write"}}, &order)
+	if s := order.PlaceOrder.Drop.Stock; s.Available != 2 || s.Reserved != 1 {
+		t.Fatalf("placeOrder answered stock %+v, want 2 available and 1 reserved", s)
+	}
+	app.mustGQL(t, creatorToken, `mutation($in: UpdateProductInput!) { updateProduct(input: $in) { id } }`,
+		map[string]any{"in": map[string]any{"id": productID, "title": "Renamed"}}, nil)
+	_, fan := app.mustNewUser(t, uniqueHandle("fan"))
+	app.mustGQL(t, fan, `mutation($id: ID!) { follow(creatorId: $id) { id } }`, map[string]any{"id": creator.Drop.Creator.ID}, nil)
+	p := app.dropPage(t, dropID).Drop
+	if p.Product.Title != "Renamed" || p.Creator.FollowerCount != 1 || p.Stock.Available != 2 {
+		t.Fatalf("right after the writes, the drop page reads %+v", p)
+	}
+}

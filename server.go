@@ -185,6 +185,7 @@ func NewApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (app *App
 		}
 		app.closers = append(app.closers, func() error { near.Close(); return nil })
 		app.Near = near
+		kv.EvictsNear(near)
 		// Events apply here at commit too, so this instance reads its own writes.
 		app.DB.OnCommit = func(ctx context.Context, evs []domain.Event) {
 			for _, ev := range evs {

@@ -54,7 +54,12 @@ type Cache struct {
 	rdb    redis.UniversalClient
 	prefix string
 	ttl    time.Duration
+	near   *Near // evicted with Redis, when set
 }
+
+// EvictsNear makes Evict remove the values from this instance's near cache n
+// too, so an eviction asked here (a write, the internal API) is read here at once.
+func (c *Cache) EvictsNear(n *Near) { c.near = n }
 
 // New returns a cache on rdb whose keys start with prefix and live for ttl.
 func New(rdb redis.UniversalClient, prefix string, ttl time.Duration) *Cache {
@@ -209,6 +214,9 @@ func GetNewer[T any](ctx context.Context, c *Cache, kind string, ids []int64, st
 func (c *Cache) Evict(ctx context.Context, kind string, ids ...int64) error {
 	if c == nil || len(ids) == 0 {
 		return nil
+	}
+	if c.near != nil {
+		c.near.Evict(kind, ids...)
 	}
 	// One DEL per key in a pipeline: a cluster routes each to its node.
 	_, err := c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {

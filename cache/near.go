@@ -123,8 +123,9 @@ func (n *Near) WeightedSize() uint64 { return n.c.WeightedSize() }
 func (n *Near) Close() { n.c.StopAllGoroutines() }
 
 // Load returns the values of ids of one kind: hits from memory; the misses
-// from next, to which it says, for a key an event announced a version of,
-// the oldest state worth taking (a lower tier may still hold an older one).
+// from next, to which it says, for a key an event was about, the oldest
+// state worth taking (a lower tier may still hold an older one; for an
+// unversioned kind, any it holds may be).
 // Concurrent loads missing the same keys share one call of next. With a nil
 // n every id goes to next.
 func Load[T any](ctx context.Context, n *Near, s Shape[T], ids []int64,
@@ -302,13 +303,32 @@ func (n *Near) apply(k nearKey, v Version, change func(held any, v Version) any)
 	})
 }
 
-// evict removes k and marks its stripe, so a fill of k in flight, which may
-// have read the state before the change, is not stored.
+// evict replaces k's value by a tombstone, which keeps its version and
+// tells the next read of an unversioned kind not to trust Redis (which may
+// still hold the old value), and marks its stripe, so a fill of k in
+// flight, which may have read the state before the change, is not stored.
 func (n *Near) evict(k nearKey) {
 	n.c.Compute(k, func(old nearEntry, _ bool) (nearEntry, otter.ComputeOp) {
 		n.stripe(k).Store(n.clock.Add(1))
-		return old, otter.InvalidateOp
+		return nearEntry{version: old.version, weight: entryOverhead}, otter.WriteOp
 	})
+}
+
+// Evict removes the values of ids of one kind, so the next read goes to
+// Redis or the database.
+func (n *Near) Evict(kind string, ids ...int64) {
+	for _, id := range ids {
+		n.evict(nearKey{kind, id})
+	}
+}
+
+// Clear empties the cache, as if nothing had been read yet.
+func (n *Near) Clear() {
+	stamp := n.clock.Add(1)
+	for i := range n.stamps {
+		n.stamps[i].Store(stamp)
+	}
+	n.c.InvalidateAll()
 }
 
 // decodeEvent reads ev's payload into p, logging and counting a payload it

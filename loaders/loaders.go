@@ -198,15 +198,16 @@ func creatorsByUser(ctx context.Context, db *store.DB, c *cache.Cache, near *cac
 }
 
 // tiered reads ids of one kind from the near cache, then Redis, then fill.
-// A Redis value older than what an event announced counts as missing.
+// A Redis value older than what an event announced counts as missing, as
+// does any of an unversioned kind an event was about.
 func tiered[T any](ctx context.Context, near *cache.Near, c *cache.Cache, s cache.Shape[T], ids []int64,
 	fill func(ctx context.Context, missing []int64) (map[int64]T, error)) (map[int64]T, error) {
 	return cache.Load(ctx, near, s, ids, func(ctx context.Context, missing []int64, floor map[int64]cache.Version) (map[int64]T, error) {
 		var stale func(int64, *T) bool
-		if len(floor) > 0 && s.Version != nil {
+		if len(floor) > 0 {
 			stale = func(id int64, v *T) bool {
 				f, ok := floor[id]
-				return ok && s.Version(v).Before(f)
+				return ok && (s.Version == nil || s.Version(v).Before(f))
 			}
 		}
 		return cache.GetNewer(ctx, c, s.Kind, missing, stale, fill)

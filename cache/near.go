@@ -342,3 +342,18 @@ func decodeEvent(ctx context.Context, ev domain.Event, p any) bool {
 	}
 	return true
 }
+
+// Peek returns the value of id of one kind if this instance holds it, with
+// no fill: a loader answers a hit at once instead of waiting for a batch.
+func Peek[T any](n *Near, kind string, id int64) (T, bool) {
+	var zero T
+	if n == nil {
+		return zero, false
+	}
+	e, ok := n.c.GetIfPresent(nearKey{kind, id})
+	if !ok || e.value == nil {
+		return zero, false
+	}
+	nearHits.WithLabelValues(kind).Inc()
+	return e.value.(T), true
+}

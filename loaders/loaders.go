@@ -105,14 +105,14 @@ func New(db *store.DB, c *cache.Cache, opts ...Option) *Loaders {
 	l.Drops = newLoader(set, func(ctx context.Context, ids []int64) (map[int64]*domain.Drop, error) {
 		found, err := states(ctx, ids)
 		return pick(found, err, func(s *domain.DropState) *domain.Drop { return &s.Drop })
-	})
+	}, peekPart(set.near, dropShape, func(s *domain.DropState) *domain.Drop { return &s.Drop }))
 	l.Stocks = newLoader(set, func(ctx context.Context, ids []int64) (map[int64]*domain.Stock, error) {
 		found, err := states(ctx, ids)
 		return pick(found, err, func(s *domain.DropState) *domain.Stock { return &s.Stock })
-	})
+	}, peekPart(set.near, dropShape, func(s *domain.DropState) *domain.Stock { return &s.Stock }))
 	l.CreatorByUser = newLoader(set, func(ctx context.Context, userIDs []int64) (map[int64]*domain.Creator, error) {
 		return creatorsByUser(ctx, db, c, set.near, l.Creators, userIDs)
-	})
+	}, nil)
 	l.MediaByProduct = newLoader(set, func(ctx context.Context, productIDs []int64) (map[int64][]*domain.Media, error) {
 		lists, err := tiered(ctx, set.near, c, mediaListShape, productIDs, func(ctx context.Context, missing []int64) (map[int64][]domain.Media, error) {
 			found, err := db.MediaByProducts(ctx, missing)
@@ -132,13 +132,12 @@ func New(db *store.DB, c *cache.Cache, opts ...Option) *Loaders {
 		}
 		out := make(map[int64][]*domain.Media, len(lists))
 		for id, list := range lists {
-			ptrs := make([]*domain.Media, len(list))
-			for i := range list {
-				ptrs[i] = &list[i]
-			}
-			out[id] = ptrs
+			out[id] = pointers(list)
 		}
 		return out, nil
+	}, func(id int64) ([]*domain.Media, bool) {
+		list, ok := cache.Peek[[]domain.Media](set.near, mediaListShape.Kind, id)
+		return pointers(list), ok
 	})
 	l.ViewerFollows = newLoader(set, func(ctx context.Context, creatorIDs []int64) (map[int64]bool, error) {
 		v := domain.ViewerFrom(ctx)
@@ -146,7 +145,7 @@ func New(db *store.DB, c *cache.Cache, opts ...Option) *Loaders {
 			return map[int64]bool{}, nil
 		}
 		return db.FollowsOf(ctx, v.UserID, creatorIDs)
-	})
+	}, nil)
 	return l
 }
 
@@ -214,6 +213,29 @@ func tiered[T any](ctx context.Context, near *cache.Near, c *cache.Cache, s cach
 	})
 }
 
+// pointers points at each item of list.
+func pointers[T any](list []T) []*T {
+	ptrs := make([]*T, len(list))
+	for i := range list {
+		ptrs[i] = &list[i]
+	}
+	return ptrs
+}
+
+// peekPart answers a loader's key at once from the near cache, when held.
+func peekPart[T, P any](near *cache.Near, s cache.Shape[T], part func(*T) *P) func(int64) (*P, bool) {
+	if near == nil {
+		return nil
+	}
+	return func(id int64) (*P, bool) {
+		v, ok := cache.Peek[T](near, s.Kind, id)
+		if !ok {
+			return nil, false
+		}
+		return part(&v), true
+	}
+}
+
 // pick points at one part of each found value.
 func pick[T, P any](found map[int64]T, err error, part func(*T) *P) (map[int64]*P, error) {
 	if err != nil {
@@ -249,7 +271,7 @@ func cached[T any](set settings, c *cache.Cache, s cache.Shape[T], fetch func(co
 			out[k] = &v
 		}
 		return out, nil
-	})
+	}, peekPart(set.near, s, func(v *T) *T { return v }))
 }
 
 // direct returns a loader of rows by id read with one call of fetch per batch.
@@ -264,13 +286,14 @@ func direct[T any](set settings, fetch func(context.Context, []int64) ([]T, erro
 			out[id(&rows[i])] = &rows[i]
 		}
 		return out, nil
-	})
+	}, nil)
 }
 
 // newLoader turns a read of many keys into a dataloader: results in the
 // order of the keys, the zero value for a key the read did not return, and
-// the read's error for every key when it fails.
-func newLoader[V any](set settings, read func(context.Context, []int64) (map[int64]V, error)) *dataloader.Loader[int64, V] {
+// the read's error for every key when it fails. A key peek answers (a near
+// cache hit) is answered at once, without waiting for a batch.
+func newLoader[V any](set settings, read func(context.Context, []int64) (map[int64]V, error), peek func(int64) (V, bool)) *dataloader.Loader[int64, V] {
 	batch := func(ctx context.Context, keys []int64) []*dataloader.Result[V] {
 		found, err := read(ctx, keys)
 		out := make([]*dataloader.Result[V], len(keys))
@@ -287,11 +310,42 @@ func newLoader[V any](set settings, read func(context.Context, []int64) (map[int
 		dataloader.WithWait[int64, V](set.wait),
 		dataloader.WithBatchCapacity[int64, V](MaxBatch),
 	}
+	var memo dataloader.Cache[int64, V] = dataloader.NewCache[int64, V]()
 	if set.noMemo {
-		opts = append(opts, dataloader.WithCache[int64, V](&dataloader.NoCache[int64, V]{}))
+		memo = &dataloader.NoCache[int64, V]{}
 	}
+	if peek != nil {
+		memo = &peeking[V]{memo: memo, peek: peek}
+	}
+	opts = append(opts, dataloader.WithCache(memo))
 	return dataloader.NewBatchedLoader(batch, opts...)
 }
+
+// peeking is a loader's memory of answered keys that also answers the keys
+// the near cache holds.
+type peeking[V any] struct {
+	memo dataloader.Cache[int64, V]
+	peek func(int64) (V, bool)
+}
+
+func (p *peeking[V]) Get(ctx context.Context, id int64) (dataloader.Thunk[V], bool) {
+	if t, ok := p.memo.Get(ctx, id); ok {
+		return t, true
+	}
+	v, ok := p.peek(id)
+	if !ok {
+		return nil, false
+	}
+	t := func() (V, error) { return v, nil }
+	p.memo.Set(ctx, id, t)
+	return t, true
+}
+
+func (p *peeking[V]) Set(ctx context.Context, id int64, t dataloader.Thunk[V]) {
+	p.memo.Set(ctx, id, t)
+}
+func (p *peeking[V]) Delete(ctx context.Context, id int64) bool { return p.memo.Delete(ctx, id) }
+func (p *peeking[V]) Clear()                                    { p.memo.Clear() }
 
 type ctxKey struct{}
 

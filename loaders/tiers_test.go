@@ -147,3 +147,22 @@ func TestReadsWithRedisUnreachable(t *testing.T) {
 		t.Fatalf("the drop page without Redis took %v", took)
 	}
 }
+
+// A key the near cache holds is answered at once, not after the batch wait.
+func TestNearHitDoesNotWaitForABatch(t *testing.T) {
+	e := setup(t)
+	d := e.dropFixture(t)
+	near, err := cache.NewNear(1<<20, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer near.Close()
+	const wait = 300 * time.Millisecond
+	ctx := context.Background()
+	dropPage(t, ctx, loaders.New(e.db, e.cache, loaders.WithNear(near), loaders.WithWait(wait)), d.ID)
+	began := time.Now()
+	dropPage(t, ctx, loaders.New(e.db, e.cache, loaders.WithNear(near), loaders.WithWait(wait)), d.ID)
+	if took := time.Since(began); took >= wait {
+		t.Fatalf("a warm drop page took %v with a batch wait of %v: the hits waited for batches", took, wait)
+	}
+}

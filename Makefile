@@ -7,7 +7,7 @@ SERVICES := scripts/services.sh
 # apt-get needs root; use sudo only when we are not root already.
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help run build test e2e check-generated bench-orders bench-live generate migrate seed services services-stop vet clean clean-data postgres-binaries
+.PHONY: help run build test e2e check-generated bench-orders bench-live bench-reads generate migrate seed services services-stop vet clean clean-data postgres-binaries
 
 help:
 	@echo "make run            start the server with embedded PostgreSQL, Redis, Kafka and S3 (override each with its env var)"
@@ -18,6 +18,7 @@ help:
 	@echo "make services-stop  stop the Kafka broker and S3 server that 'make services' started"
 	@echo "make bench-orders  orders stampede: GraphQL vs the raw PostgreSQL ceiling, oversell/duplicate checks (~3 min)"
 	@echo "make bench-live    5,000 WebSocket subscribers on one drop during an orders stampede: delivery latency, memory (~1 min)"
+	@echo "make bench-reads   five read shapes, warm and cold caches, vs a bare net/http ceiling: reads/s, CPU and SQL per read (~4 min)"
 	@echo "make generate       regenerate the GraphQL executor from schema.graphqls"
 	@echo "make migrate|seed   apply migrations | load demo data, using DATABASE_URL"
 	@echo "make vet            go vet ./..."
@@ -56,6 +57,9 @@ bench-orders:
 
 bench-live:
 	@scripts/bench-live.sh $(BENCH_LIVE_FLAGS)
+
+bench-reads:
+	@scripts/bench-reads.sh $(BENCH_READS_FLAGS)
 
 # CI: the generated code must be exactly what the schema and gqlgen.yml give.
 check-generated: generate

@@ -31,6 +31,7 @@ import (
 	"livedrops/config"
 	"livedrops/domain"
 	"livedrops/events"
+	"livedrops/internal/testenv"
 	"livedrops/orders"
 	"livedrops/orders/orderstest"
 	"livedrops/payments"
@@ -450,7 +451,7 @@ func TestAPIOrdersStampedeOfRetries(t *testing.T) {
 }
 
 func TestAPIOrdersStampedeWithoutRedis(t *testing.T) {
-	redisSrv := startRedis(t, freePort(t))
+	redisSrv := testenv.PrivateRedis(t)
 	app := startApp(t, func(c *config.Config) { c.RedisURL = redisSrv.URL() })
 	s := newLiveSale(t, app, 50, 1)
 	buyers := provisionBuyers(t, app, 500)
@@ -458,7 +459,7 @@ func TestAPIOrdersStampedeWithoutRedis(t *testing.T) {
 		t.Fatalf("gate counter %d before the stampede, want 50", n)
 	}
 
-	redisSrv.stop()
+	redisSrv.Kill()
 	start := time.Now()
 	byBuyer, soldOut := tallySale(t, s.rush(t, buyers, 1))
 	took := time.Since(start)

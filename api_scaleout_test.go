@@ -27,6 +27,7 @@ import (
 	"livedrops/domain"
 	"livedrops/internal/serverproc"
 	"livedrops/internal/testenv"
+	"livedrops/orders"
 	"livedrops/payments"
 	"livedrops/store"
 )
@@ -168,6 +169,13 @@ func stopServers(t testing.TB, procs ...*serverProcess) {
 // (drop, creators, user, order) from its /metrics.
 func (p *serverProcess) subscribers(t testing.TB, kind string) float64 {
 	t.Helper()
+	return p.metric(t, `livedrops_live_subscribers{kind="`+kind+`"}`)
+}
+
+// metric reads one series (name and labels, as /metrics prints them) from
+// the process's /metrics; 0 when it is absent.
+func (p *serverProcess) metric(t testing.TB, series string) float64 {
+	t.Helper()
 	resp, err := p.HTTP.Get(p.URL + "/metrics")
 	if err != nil {
 		t.Fatalf("server %s: read /metrics: %v", p.name, err)
@@ -177,7 +185,7 @@ func (p *serverProcess) subscribers(t testing.TB, kind string) float64 {
 	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("server %s: /metrics answered %d: %v", p.name, resp.StatusCode, err)
 	}
-	prefix := `livedrops_live_subscribers{kind="` + kind + `"} `
+	prefix := series + " "
 	for line := range strings.SplitSeq(string(body), "\n") {
 		if v, ok := strings.CutPrefix(line, prefix); ok {
 			n, err := strconv.ParseFloat(v, 64)
@@ -390,11 +398,156 @@ func TestScaleOutTwoProcesses(t *testing.T) {
 	})
 	b.mustGQL(t, creatorToken, `mutation($in: UpdateProductInput!) { updateProduct(input: $in) { id } }`,
 		map[string]any{"in": map[string]any{"id": productID, "title": "Renamed"}}, nil)
-	// A's near cache hears of it from the event.
-	eventually(t, freshWithin, func() string {
+	// A's response cache drops its copy when the event arrives.
+	renamed := time.Now()
+	eventually(t, liveWithin, func() string {
 		if title := readA(); title != "Renamed" {
 			return fmt.Sprintf("A serves %q after B renamed the product", title)
 		}
 		return ""
 	})
+	t.Logf("A: renamed product served %v after B answered the update", time.Since(renamed).Round(time.Millisecond))
+}
+
+// The Redis-loss promise across processes: two servers share a Redis that is
+// killed while buyers order and comes back empty. Every buyer holding an
+// order gets it back with its key from either server, the drop sells out
+// exactly, and then new keys are answered SOLD_OUT by the gate alone.
+func TestScaleOutRedisLostKeepsEveryOrder(t *testing.T) {
+	bin := buildServer(t)
+	cfg := testenv.Config(t)
+	redisSrv := testenv.PrivateRedis(t)
+	cfg.RedisURL = redisSrv.URL()
+	servers := startServers(t, bin, cfg, "A", "B")
+	t.Cleanup(func() { stopServers(t, servers...) })
+	db, err := store.Open(context.Background(), cfg.DatabaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.SetMaxOpenConns(4)
+	t.Cleanup(func() { db.Close() })
+	for _, p := range servers {
+		p.DB = db
+	}
+	a := servers[0]
+	const stock = 30
+	_, _, dropID := a.startLiveDrop(t, stock)
+	dropKey := mustKey(t, dropID)
+	buyers := provisionBuyers(t, a.testApp, 80)
+	key := func(i int) string { return "redis-loss-" + strconv.Itoa(i) }
+	held := map[int]string{} // buyer → its order's id
+	// place sends buyers' orders at once, alternating the servers.
+	place := func(idx []int, key func(int) string) []saleAnswer {
+		out := make([]saleAnswer, len(idx))
+		errs := make([]error, len(idx))
+		var wg sync.WaitGroup
+		for j, i := range idx {
+			wg.Go(func() {
+				resp, err := servers[j%2].placeOne(buyers[i].token, dropID, key(i))
+				if err == nil {
+					out[j], err = readAnswer(resp)
+				}
+				out[j].buyer, errs[j] = i, err
+			})
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	keep := func(as []saleAnswer) {
+		for _, an := range as {
+			if an.code != "" {
+				t.Fatalf("buyer %d: %s", an.buyer, an.code)
+			}
+			held[an.buyer] = an.order.ID
+		}
+	}
+	wantOwn := func(as []saleAnswer) {
+		for _, an := range as {
+			if an.code != "" || an.order.ID != held[an.buyer] {
+				t.Fatalf("buyer %d retried its key: %+v %s, want its order %s", an.buyer, an.order, an.code, held[an.buyer])
+			}
+		}
+	}
+	span := func(from, to int) []int {
+		out := make([]int, 0, to-from)
+		for i := from; i < to; i++ {
+			out = append(out, i)
+		}
+		return out
+	}
+	holders := func() []int {
+		out := make([]int, 0, len(held))
+		for i := range held {
+			out = append(out, i)
+		}
+		slices.Sort(out)
+		return out
+	}
+
+	keep(place(span(0, 20), key))
+	redisSrv.Kill()
+	keep(place(span(20, 25), key)) // PostgreSQL alone
+	redisSrv.Start()               // empty
+	restarted := time.Now()
+	wantOwn(place(holders()[:12], key))
+
+	// Past the servers' cooldown their orders reach Redis again, find the
+	// counter missing and have it restored with every key.
+	time.Sleep(time.Until(restarted.Add(time.Second)))
+	wantOwn(place(holders()[:12], key))
+	rdb, err := cache.Connect(cfg.RedisURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rdb.Close() })
+	gate := orders.NewGate(rdb, cfg.RedisPrefix)
+	t.Cleanup(func() { gate.Close() })
+	eventually(t, 10*time.Second, func() string {
+		if n, ok, err := gate.Counter(context.Background(), dropKey); err != nil || !ok || n != stock-25 {
+			return fmt.Sprintf("gate counter %d (exists %v, %v), want %d", n, ok, err, stock-25)
+		}
+		return ""
+	})
+	if n := a.metric(t, "livedrops_gate_restored_total") + servers[1].metric(t, "livedrops_gate_restored_total"); n < 1 {
+		t.Fatalf("livedrops_gate_restored_total is %v on both servers, want at least 1", n)
+	}
+
+	// The rest: exactly the 5 units left, then every holder its own order.
+	soldOut := 0
+	for _, an := range place(span(25, 80), key) {
+		switch an.code {
+		case "":
+			held[an.buyer] = an.order.ID
+		case string(domain.SoldOut):
+			soldOut++
+		default:
+			t.Fatalf("buyer %d: %s", an.buyer, an.code)
+		}
+	}
+	if len(held) != stock || soldOut != 80-stock {
+		t.Fatalf("%d orders and %d SOLD_OUT, want %d and %d", len(held), soldOut, stock, 80-stock)
+	}
+	var st domain.Stock
+	if err := db.GetContext(context.Background(), &st, `SELECT total, available, reserved, sold FROM inventory WHERE drop_id = $1`, dropKey); err != nil ||
+		st.Available != 0 || st.Reserved != stock || st.Total != stock {
+		t.Fatalf("inventory %+v (%v), want all %d reserved", st, err, stock)
+	}
+	wantOwn(place(holders(), key))
+
+	// New keys: SOLD_OUT, every one answered by a gate.
+	gateSoldOut := func() float64 {
+		return a.metric(t, `livedrops_gate_total{result="sold_out"}`) + servers[1].metric(t, `livedrops_gate_total{result="sold_out"}`)
+	}
+	before := gateSoldOut()
+	for _, an := range place(span(30, 70), func(i int) string { return "again-" + key(i) }) {
+		if an.code != string(domain.SoldOut) {
+			t.Fatalf("buyer %d with a new key: %+v %s, want SOLD_OUT", an.buyer, an.order, an.code)
+		}
+	}
+	if n := gateSoldOut() - before; n != 40 {
+		t.Fatalf("the gates answered %v of 40 new keys SOLD_OUT, want all", n)
+	}
 }

@@ -21,8 +21,8 @@ package main
 // and are safe from any goroutine (gql, mustGQL and do stop the test, so
 // call them from its goroutine); concurrently fires n operations at once;
 // statements counts the SQL one operation sends; flushCache empties the
-// app's Redis keys; eventually polls a condition; startRedis runs a
-// redis-server of the test's own; stop shuts the server down gracefully
+// app's Redis keys; eventually polls a condition (testenv.PrivateRedis
+// runs a redis-server of the test's own); stop shuts the server down gracefully
 // before the cleanup does; Logs holds the server's log lines.
 
 import (
@@ -33,8 +33,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os/exec"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -475,9 +473,11 @@ func mustKey(t testing.TB, gid string) int64 {
 	return id
 }
 
-// flushCache deletes every Redis key of this app, so the next read is cold.
+// flushCache deletes every Redis key of this app and empties its response
+// cache, so the next read is cold.
 func (a *testApp) flushCache(t testing.TB) {
 	t.Helper()
+	a.forgetResponses()
 	ctx := context.Background()
 	if a.App.Near != nil {
 		a.App.Near.Clear()
@@ -490,6 +490,13 @@ func (a *testApp) flushCache(t testing.TB) {
 		if err := a.App.Redis.Del(ctx, keys...).Err(); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// forgetResponses empties the response cache, so the next query executes.
+func (a *testApp) forgetResponses() {
+	if a.App.Responses != nil {
+		a.App.Responses.EvictAll()
 	}
 }
 
@@ -521,49 +528,6 @@ func freePort(t testing.TB) int {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// redisProcess is a redis-server of the test's own.
-type redisProcess struct {
-	port int
-	cmd  *exec.Cmd
-}
-
-// startRedis runs redis-server on port, without persistence, until stop or
-// the end of the test; it returns once the port accepts connections.
-func startRedis(t testing.TB, port int) *redisProcess {
-	t.Helper()
-	cmd := exec.Command("redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--loglevel", "warning")
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start redis-server: %v", err)
-	}
-	r := &redisProcess{port: port, cmd: cmd}
-	t.Cleanup(r.stop)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		conn, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
-		if err == nil {
-			conn.Close()
-			return r
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("redis-server on port %d did not start: %v", port, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// URL is the server's Redis URL, for config.Config.RedisURL.
-func (r *redisProcess) URL() string { return fmt.Sprintf("redis://127.0.0.1:%d/0", r.port) }
-
-// stop kills the process and waits for it; stopping twice is fine.
-func (r *redisProcess) stop() {
-	if r.cmd.Process == nil || r.cmd.ProcessState != nil {
-		return
-	}
-	_ = r.cmd.Process.Kill()
-	_ = r.cmd.Wait()
 }
 
 // readyz returns /readyz's status and body.

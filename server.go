@@ -40,6 +40,7 @@ import (
 	"livedrops/orders"
 	"livedrops/payments"
 	"livedrops/resolvers"
+	"livedrops/respcache"
 	"livedrops/seed"
 	"livedrops/store"
 	"livedrops/web"
@@ -104,12 +105,16 @@ type App struct {
 	Handler http.Handler
 	// Near is the near cache of reads (nil with READ_CACHE=off).
 	Near *cache.Near
+	// Responses is the response cache; nil with READ_CACHE=off.
+	Responses *respcache.Cache
 
 	stack    *devstack.Stack
 	producer *events.Producer
 	workers  []func(context.Context) error
 	closers  []func() error
 	listener net.Listener
+	// profiler is PPROF_ADDR's listener; nil when profiling is off.
+	profiler net.Listener
 }
 
 // startStack starts embedded stand-ins for the services cfg leaves unset.
@@ -153,6 +158,7 @@ func NewApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (app *App
 	}
 	app.closers = append(app.closers, app.DB.Close)
 	metrics.RegisterDBStats(app.DB.DB.DB)
+	metrics.RegisterStatements(app.DB.Statements.Load)
 
 	if app.Redis, err = cache.Connect(cfg.RedisURL); err != nil {
 		return app, fmt.Errorf("REDIS_URL: %w", err)
@@ -214,7 +220,10 @@ func NewApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (app *App
 			return app, err
 		}
 	}
-	if res.Hub, err = app.startLive(kv, near); err != nil {
+	if cfg.ReadCacheOn() {
+		app.Responses = respcache.New(cfg.ResponseCacheBytes)
+	}
+	if res.Hub, err = app.startLive(kv, near, app.Responses); err != nil {
 		return app, err
 	}
 	schema := graph.NewExecutableSchema(graph.Config{Resolvers: res, Complexity: resolvers.Complexity()})
@@ -235,9 +244,10 @@ func NewApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (app *App
 		Log:          log,
 		Prod:         cfg.Prod(),
 		MaxBodyBytes: cfg.MaxBodyBytes,
-		Complexity:   2000,
+		Complexity:   queryCostLimit,
 		Depth:        12,
 		APQCache:     httpapi.NewRedisAPQCache(app.Redis, cfg.RedisPrefix),
+		Responses:    app.Responses,
 		Authenticate: tokens.Middleware,
 		InitWebSocket: func(ctx context.Context, p transport.InitPayload) (context.Context, *transport.InitPayload, error) {
 			v, err := tokens.ViewerFromAuthorization(p.Authorization())
@@ -261,12 +271,20 @@ func NewApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (app *App
 		Playground: playground(),
 		Extra: map[string]http.Handler{
 			"/internal/": internalapi.New(internalapi.Options{
-				DB: app.DB, Drops: dropSvc, Orders: orderSvc, Cache: kv,
+				DB: app.DB, Drops: dropSvc, Orders: orderSvc, Cache: kv, Responses: responseEvicter(app.Responses),
 				Token: cfg.InternalToken, WebhookSecret: []byte(cfg.PaymentWebhookSecret), Log: log,
 			}),
 		},
 	})
 	return app, nil
+}
+
+// responseEvicter is c as the internal API's evicter; nil (no cache) stays nil.
+func responseEvicter(c *respcache.Cache) internalapi.ResponseEvicter {
+	if c == nil {
+		return nil
+	}
+	return c
 }
 
 // Listen binds the HTTP address; Serve uses it (tests bind :0 and read Addr).
@@ -279,11 +297,39 @@ func (a *App) Listen() error {
 		return fmt.Errorf("HTTP_ADDR %s: %w", a.Config.HTTPAddr, err)
 	}
 	a.listener = ln
+	if a.Config.PprofAddr != "" {
+		if a.profiler, err = net.Listen("tcp", a.Config.PprofAddr); err != nil {
+			a.listener.Close()
+			a.listener = nil
+			return fmt.Errorf("PPROF_ADDR %s: %w", a.Config.PprofAddr, err)
+		}
+	}
 	return nil
 }
 
 // Addr is the bound address, after Listen.
 func (a *App) Addr() string { return a.listener.Addr().String() }
+
+// PprofAddr is the profiling listener's bound address after Listen, "" when
+// PPROF_ADDR is unset.
+func (a *App) PprofAddr() string {
+	if a.profiler == nil {
+		return ""
+	}
+	return a.profiler.Addr().String()
+}
+
+// serveProfiles serves net/http/pprof on the profiling listener until ctx
+// ends; profiles may run for seconds, so it closes rather than drains.
+func (a *App) serveProfiles(ctx context.Context) {
+	srv := &http.Server{Handler: httpapi.Profiles(), ReadHeaderTimeout: 10 * time.Second}
+	stop := context.AfterFunc(ctx, func() { srv.Close() })
+	defer stop()
+	a.Log.Info("profiling (net/http/pprof) at http://" + a.PprofAddr() + "/debug/pprof/")
+	if err := srv.Serve(a.profiler); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		a.Log.Warn("profiling listener stopped", "err", err)
+	}
+}
 
 // Serve runs the background workers and the HTTP server until ctx ends (or a
 // worker fails), then shuts down gracefully: live streams end at once, so
@@ -304,6 +350,9 @@ func (a *App) Serve(ctx context.Context) error {
 			}
 		})
 	}
+	if a.profiler != nil {
+		workers.Go(func() { a.serveProfiles(ctx) })
+	}
 	a.Log.Info("Live Drops is up: GraphQL Playground at " + playgroundURL(a.Addr()))
 	srv := &http.Server{Handler: a.Handler, ReadHeaderTimeout: 10 * time.Second}
 	err := httpapi.Serve(ctx, srv, a.listener, a.Log, shutdownGrace)
@@ -321,6 +370,11 @@ func (a *App) Serve(ctx context.Context) error {
 	}
 	return err
 }
+
+// queryCostLimit is the largest cost an operation may have: a full page of
+// 100 creators with 5 products each (about 3,500) fits, since a nested
+// connection costs one statement per level whatever its parents.
+const queryCostLimit = 10000
 
 // shutdownGrace bounds the HTTP shutdown and, after it, the workers' stop.
 const shutdownGrace = 15 * time.Second
@@ -396,10 +450,11 @@ func consumerGroup(group, topic string) string {
 }
 
 // startLive creates the live hub and the consumers around it: a tail
-// consumer feeding the hub and the near cache (nil: none) in this instance,
-// and the notifier and Redis invalidator in their shared groups. They run
-// with the workers; Close closes the consumers first, then the hub.
-func (a *App) startLive(kv *cache.Cache, near *cache.Near) (*live.Hub, error) {
+// consumer feeding the hub, the near cache and the response cache (nil:
+// off) in this instance, and the notifier and Redis invalidator in their
+// shared groups. They run with the workers; Close closes the consumers
+// first, then the hub.
+func (a *App) startLive(kv *cache.Cache, near *cache.Near, responses *respcache.Cache) (*live.Hub, error) {
 	cfg := a.Config
 	hub := live.NewHub(a.Log, live.Options{
 		DropSnapshot:   dropSnapshot(a.DB),
@@ -408,11 +463,16 @@ func (a *App) startLive(kv *cache.Cache, near *cache.Near) (*live.Hub, error) {
 	})
 	a.closers = append(a.closers, func() error { hub.Close(); return nil })
 
-	local := []events.Handler{hub.Handle}
+	// Every instance hears every event. The response cache comes after any
+	// cache tier its responses are read through, so a refill reads fresh data.
+	handlers := []events.Handler{hub.Handle}
 	if near != nil {
-		local = append(local, near.Handle)
+		handlers = append(handlers, near.Handle)
 	}
-	tail, err := events.NewTailConsumer(cfg.KafkaBrokers, cfg.KafkaTopic, events.Fanout(local...), a.Log)
+	if responses != nil {
+		handlers = append(handlers, responses.Handle)
+	}
+	tail, err := events.NewTailConsumer(cfg.KafkaBrokers, cfg.KafkaTopic, events.Fanout(handlers...), a.Log)
 	if err != nil {
 		return nil, err
 	}

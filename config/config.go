@@ -5,8 +5,10 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"reflect"
+	"strconv"
 	"strings"
 	"time"
 
@@ -47,16 +49,20 @@ type Config struct {
 	LogLevel             string        `env:"LOG_LEVEL" envDefault:"info"`
 	MaxBodyBytes         int64         `env:"MAX_BODY_BYTES" envDefault:"1048576"`
 	OrderRatePerMinute   int           `env:"ORDER_RATE_PER_MINUTE" envDefault:"60"`
-	NearCacheBytes       int64         `env:"NEAR_CACHE_BYTES" envDefault:"67108864"`
-	ReadCache            string        `env:"READ_CACHE" envDefault:"on"`
+	// PprofAddr turns net/http/pprof on, on a listener of its own; empty is off.
+	PprofAddr          string `env:"PPROF_ADDR"`
+	ReadCache          string `env:"READ_CACHE" envDefault:"on"`
+	NearCacheBytes     int64  `env:"NEAR_CACHE_BYTES" envDefault:"67108864"`
+	ResponseCacheBytes int    `env:"RESPONSE_CACHE_BYTES" envDefault:"33554432"`
 }
-
-// ReadCacheOn reports whether reads go through the near cache and Redis
-// (off: straight to PostgreSQL, to measure cold reads).
-func (c *Config) ReadCacheOn() bool { return c.ReadCache == "on" }
 
 // Prod reports whether the server runs in production mode.
 func (c *Config) Prod() bool { return c.AppEnv == "prod" }
+
+// ReadCacheOn reports whether the read caches (the response cache, the near
+// cache and Redis's read-through) are on: READ_CACHE=on, the default; off
+// reads straight from PostgreSQL, to measure cold reads.
+func (c *Config) ReadCacheOn() bool { return c.ReadCache == "on" }
 
 // SeedEnabled reports whether demo data is loaded at start: on by default in dev.
 func (c *Config) SeedEnabled() bool {
@@ -189,6 +195,10 @@ func (c *Config) Validate() error {
 	if c.OrderRatePerMinute < 1 {
 		bad("ORDER_RATE_PER_MINUTE", "must be at least 1")
 	}
+	if c.PprofAddr != "" && !loopbackAddr(c.PprofAddr) {
+		// Profiles expose memory and call stacks: never beyond this machine.
+		bad("PPROF_ADDR", "must be a loopback host:port such as 127.0.0.1:6060 or localhost:6060, got %q", c.PprofAddr)
+	}
 	if c.NearCacheBytes < 1<<20 {
 		bad("NEAR_CACHE_BYTES", "must be at least 1048576 (1 MiB), got %d", c.NearCacheBytes)
 	}
@@ -196,6 +206,9 @@ func (c *Config) Validate() error {
 	case "on", "off":
 	default:
 		bad("READ_CACHE", "must be on or off, got %q", c.ReadCache)
+	}
+	if c.ResponseCacheBytes < 1<<20 || c.ResponseCacheBytes > 1<<32-1 {
+		bad("RESPONSE_CACHE_BYTES", "must be between 1048576 (1 MiB) and 4294967295, got %d", c.ResponseCacheBytes)
 	}
 	if c.Prod() {
 		for _, v := range []struct{ name, value string }{
@@ -217,4 +230,21 @@ func (c *Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// loopbackAddr reports whether addr is host:port with a loopback host
+// (localhost, 127.0.0.0/8 or ::1) and a port number.
+func loopbackAddr(addr string) bool {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

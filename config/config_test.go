@@ -34,12 +34,15 @@ func TestDefaults(t *testing.T) {
 	}
 	if c.HTTPAddr != ":8080" || c.AppEnv != "dev" || c.DataDir != ".data" || c.ReservationTTL != 10*time.Minute ||
 		c.DBMaxConns != 32 || c.KafkaTopic != "livedrops.events" || c.Prod() || !c.SeedEnabled() ||
-		c.NearCacheBytes != 64<<20 || !c.ReadCacheOn() {
+		!c.ReadCacheOn() || c.ResponseCacheBytes != 32<<20 || c.NearCacheBytes != 64<<20 {
 		t.Fatalf("defaults: %+v", c)
 	}
 	// Empty service URLs mean the embedded stand-ins of dev.
 	if c.DatabaseURL != "" || c.RedisURL != "" || c.KafkaBrokers != "" || c.S3Endpoint != "" {
 		t.Fatalf("a service URL has a default: %+v", c)
+	}
+	if c, err := Parse(map[string]string{"READ_CACHE": "off"}); err != nil || c.ReadCacheOn() {
+		t.Fatalf("READ_CACHE=off: %v %+v", err, c)
 	}
 	off, err := Parse(map[string]string{"SEED": "false"})
 	if err != nil || off.SeedEnabled() {
@@ -76,7 +79,9 @@ func TestWrongValuesNameTheirVariable(t *testing.T) {
 		{"SEED", "maybe"},
 		{"NEAR_CACHE_BYTES", "1000"},
 		{"NEAR_CACHE_BYTES", "64MiB"},
-		{"READ_CACHE", "maybe"},
+		{"READ_CACHE", "yes"},
+		{"RESPONSE_CACHE_BYTES", "1000"},
+		{"RESPONSE_CACHE_BYTES", "lots"},
 	} {
 		t.Run(tc.name+"="+tc.value, func(t *testing.T) {
 			_, err := Parse(with(dev(), tc.name, tc.value))
@@ -119,5 +124,41 @@ func TestProdRefusesDevDefaults(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("prod with the dev %s: %v", name, err)
 		}
+	}
+}
+
+// Profiling listens only where nobody but this machine can reach it.
+func TestPprofAddr(t *testing.T) {
+	for _, tc := range []struct {
+		value string
+		ok    bool
+	}{
+		{"", true},
+		{"127.0.0.1:6060", true},
+		{"localhost:6060", true},
+		{"[::1]:6060", true},
+		{"127.0.0.2:0", true},
+		{":6060", false},
+		{"0.0.0.0:6060", false},
+		{"10.0.0.5:6060", false},
+		{"[::]:6060", false},
+		{"example.com:6060", false},
+		{"localhost", false},
+		{"127.0.0.1:port", false},
+		{"127.0.0.1:70000", false},
+	} {
+		t.Run(tc.value, func(t *testing.T) {
+			c, err := Parse(with(dev(), "PPROF_ADDR", tc.value))
+			switch {
+			case tc.ok && err != nil:
+				t.Fatalf("PPROF_ADDR=%q refused: %v", tc.value, err)
+			case tc.ok && c.PprofAddr != tc.value:
+				t.Fatalf("PprofAddr = %q, want %q", c.PprofAddr, tc.value)
+			case !tc.ok && err == nil:
+				t.Fatalf("PPROF_ADDR=%q accepted", tc.value)
+			case !tc.ok && !strings.Contains(err.Error(), "PPROF_ADDR"):
+				t.Fatalf("error does not name PPROF_ADDR: %v", err)
+			}
+		})
 	}
 }

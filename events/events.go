@@ -61,8 +61,10 @@ func forwardLogs(log *slog.Logger, client string, logs <-chan kafka.LogEvent) {
 	}
 }
 
-// Fanout returns a handler handing each event to every one of handlers, in
-// order; it fails with their errors joined, after all have had the event.
+// Fanout returns a handler handing each event to every handler in turn, so
+// one consumer feeds several. An error from any is returned (joined), and
+// the consumer then offers the event to all of them again: they must be
+// idempotent.
 func Fanout(handlers ...Handler) Handler {
 	return func(ctx context.Context, ev domain.Event) error {
 		var errs []error

@@ -1534,6 +1534,30 @@ schema {
   subscription: Subscription
 }
 
+"""
+How long, and for whom, a field's value may be cached (Apollo's cache hints).
+A response's Cache-Control takes the smallest maxAge of the fields it selects,
+and is private when any of them is PRIVATE. A field without maxAge takes its
+type's; a leaf field or one marked inheritMaxAge takes its parent's; any other
+field is 0 (not cacheable).
+"""
+directive @cacheControl(
+  "Seconds the value may be cached."
+  maxAge: Int
+  "Who may cache it: PUBLIC (shared caches) or PRIVATE (the viewer's own)."
+  scope: CacheControlScope
+  "Take the parent field's maxAge instead of 0."
+  inheritMaxAge: Boolean
+) on FIELD_DEFINITION | OBJECT | INTERFACE | UNION
+
+"Who may cache a value."
+enum CacheControlScope {
+  "Any cache: the value is the same for every viewer."
+  PUBLIC
+  "Only the viewer's own cache: the value depends on who asks."
+  PRIVATE
+}
+
 "An instant in time, RFC 3339 with a zone, e.g. 2026-11-26T18:00:00Z."
 scalar Time
 
@@ -1544,7 +1568,7 @@ interface Node {
 }
 
 "Where a page of a connection sits in the whole list (Relay Cursor Connections)."
-type PageInfo {
+type PageInfo @cacheControl(inheritMaxAge: true) {
   "True when more items follow the last one of this page."
   hasNextPage: Boolean!
   "True when items come before the first one of this page."
@@ -1561,7 +1585,7 @@ type Query {
   "Fetches objects by their global ids, in the order asked; null for each unknown id."
   nodes("Global ids, at most 100." ids: [ID!]!): [Node]!
   "The signed-in user, or null for an anonymous request."
-  viewer: User
+  viewer: User @cacheControl(scope: PRIVATE)
   "A creator by handle (case-insensitive); null when none."
   creator("The creator's handle." handle: String!): Creator
   "Every creator, oldest first."
@@ -1574,7 +1598,7 @@ type Query {
     last: Int
     "A cursor from a previous page."
     before: String
-  ): CreatorConnection!
+  ): CreatorConnection! @cacheControl(maxAge: 60)
   "A product by global id; null when none."
   product("The product's global id." id: ID!): Product
   "A drop by global id; null when none."
@@ -1591,14 +1615,14 @@ type Query {
     last: Int
     "A cursor from a previous page."
     before: String
-  ): DropConnection!
+  ): DropConnection! @cacheControl(maxAge: 5)
   "Drops selling right now, soonest ending first."
   liveDrops(
     "Items after ` + "`" + `after` + "`" + `, at most 100."
     first: Int
     "A cursor from a previous page."
     after: String
-  ): DropConnection!
+  ): DropConnection! @cacheControl(maxAge: 5)
 }
 
 type Mutation {
@@ -1675,7 +1699,7 @@ type AuthPayload {
 }
 
 "An account."
-type User implements Node {
+type User implements Node @cacheControl(maxAge: 60) {
   "The user's global id."
   id: ID!
   "The unique handle."
@@ -1694,7 +1718,7 @@ type User implements Node {
     last: Int
     "A cursor from a previous page."
     before: String
-  ): CreatorConnection!
+  ): CreatorConnection! @cacheControl(maxAge: 10)
   "The user's orders, newest first; readable by the user only (FORBIDDEN for others)."
   orders(
     "Items after ` + "`" + `after` + "`" + `, at most 100."
@@ -1705,7 +1729,7 @@ type User implements Node {
     last: Int
     "A cursor from a previous page."
     before: String
-  ): OrderConnection!
+  ): OrderConnection! @cacheControl(maxAge: 0, scope: PRIVATE)
   "The user's notifications, newest first; readable by the user only (FORBIDDEN for others)."
   notifications(
     "Unread notifications first (newest first), then the read ones."
@@ -1718,11 +1742,11 @@ type User implements Node {
     last: Int
     "A cursor from a previous page."
     before: String
-  ): NotificationConnection!
+  ): NotificationConnection! @cacheControl(maxAge: 0, scope: PRIVATE)
 }
 
 "A user who sells: their products and drops, and who follows them."
-type Creator implements Node {
+type Creator implements Node @cacheControl(maxAge: 60) {
   "The creator's global id."
   id: ID!
   "The handle of the creator's account."
@@ -1734,9 +1758,9 @@ type Creator implements Node {
   "The creator's account."
   user: User!
   "How many users follow this creator."
-  followerCount: Int!
+  followerCount: Int! @cacheControl(maxAge: 10)
   "Whether the viewer follows this creator (false when anonymous)."
-  viewerFollows: Boolean!
+  viewerFollows: Boolean! @cacheControl(maxAge: 0, scope: PRIVATE)
   "Users following this creator, most recent first."
   followers(
     "Items after ` + "`" + `after` + "`" + `, at most 100."
@@ -1747,7 +1771,7 @@ type Creator implements Node {
     last: Int
     "A cursor from a previous page."
     before: String
-  ): UserConnection!
+  ): UserConnection! @cacheControl(maxAge: 10)
   "The creator's products, newest first."
   products(
     "Items after ` + "`" + `after` + "`" + `, at most 100."
@@ -1771,11 +1795,11 @@ type Creator implements Node {
     last: Int
     "A cursor from a previous page."
     before: String
-  ): DropConnection!
+  ): DropConnection! @cacheControl(maxAge: 5)
 }
 
 "An item a creator sells."
-type Product implements Node {
+type Product implements Node @cacheControl(maxAge: 60) {
   "The product's global id."
   id: ID!
   "The product's name."
@@ -1800,11 +1824,11 @@ type Product implements Node {
     last: Int
     "A cursor from a previous page."
     before: String
-  ): DropConnection!
+  ): DropConnection! @cacheControl(maxAge: 5)
 }
 
 "A file attached to a product."
-type Media implements Node {
+type Media implements Node @cacheControl(maxAge: 300) {
   "The media's global id."
   id: ID!
   "Where the file is served from (immutable: a new file gets a new URL)."
@@ -1852,13 +1876,13 @@ enum DropStatus {
 }
 
 "A timed sale of a limited stock of one product."
-type Drop implements Node {
+type Drop implements Node @cacheControl(maxAge: 60) {
   "The drop's global id."
   id: ID!
   "The drop's headline."
   title: String!
   "Where the drop is in its life."
-  status: DropStatus!
+  status: DropStatus! @cacheControl(maxAge: 5)
   "When selling starts."
   startsAt: Time!
   "When selling ends."
@@ -1870,7 +1894,7 @@ type Drop implements Node {
   "Who sells it."
   creator: Creator!
   "The drop's stock right now."
-  stock: Stock!
+  stock: Stock! @cacheControl(maxAge: 2)
 }
 
 "A drop's stock. available + reserved + sold = total, always."
@@ -1898,7 +1922,7 @@ enum OrderStatus {
 }
 
 "A buyer's order in a drop."
-type Order implements Node {
+type Order implements Node @cacheControl(maxAge: 0, scope: PRIVATE) {
   "The order's global id."
   id: ID!
   "Where the order is in its life."
@@ -1932,7 +1956,7 @@ enum PaymentStatus {
 }
 
 "One attempt to pay an order."
-type Payment {
+type Payment @cacheControl(maxAge: 0, scope: PRIVATE) {
   "The provider's reference for the payment."
   providerRef: String!
   "The provider's word on it."
@@ -1988,7 +2012,7 @@ enum NotificationKind {
 }
 
 "News for a follower about a creator's drop."
-type Notification implements Node {
+type Notification implements Node @cacheControl(maxAge: 0, scope: PRIVATE) {
   "The notification's global id."
   id: ID!
   "What it is about."
@@ -2004,7 +2028,7 @@ type Notification implements Node {
 }
 
 "A page of creators."
-type CreatorConnection {
+type CreatorConnection @cacheControl(inheritMaxAge: true) {
   "The creators of this page, each with its cursor."
   edges: [CreatorEdge!]!
   "Where this page sits."
@@ -2012,7 +2036,7 @@ type CreatorConnection {
 }
 
 "A creator in a connection."
-type CreatorEdge {
+type CreatorEdge @cacheControl(inheritMaxAge: true) {
   "The position of this creator in the list."
   cursor: String!
   "The creator."
@@ -2020,7 +2044,7 @@ type CreatorEdge {
 }
 
 "A page of users."
-type UserConnection {
+type UserConnection @cacheControl(inheritMaxAge: true) {
   "The users of this page, each with its cursor."
   edges: [UserEdge!]!
   "Where this page sits."
@@ -2028,7 +2052,7 @@ type UserConnection {
 }
 
 "A user in a connection."
-type UserEdge {
+type UserEdge @cacheControl(inheritMaxAge: true) {
   "The position of this user in the list."
   cursor: String!
   "The user."
@@ -2036,7 +2060,7 @@ type UserEdge {
 }
 
 "A page of products."
-type ProductConnection {
+type ProductConnection @cacheControl(inheritMaxAge: true) {
   "The products of this page, each with its cursor."
   edges: [ProductEdge!]!
   "Where this page sits."
@@ -2044,7 +2068,7 @@ type ProductConnection {
 }
 
 "A product in a connection."
-type ProductEdge {
+type ProductEdge @cacheControl(inheritMaxAge: true) {
   "The position of this product in the list."
   cursor: String!
   "The product."
@@ -2052,7 +2076,7 @@ type ProductEdge {
 }
 
 "A page of drops."
-type DropConnection {
+type DropConnection @cacheControl(inheritMaxAge: true) {
   "The drops of this page, each with its cursor."
   edges: [DropEdge!]!
   "Where this page sits."
@@ -2060,7 +2084,7 @@ type DropConnection {
 }
 
 "A drop in a connection."
-type DropEdge {
+type DropEdge @cacheControl(inheritMaxAge: true) {
   "The position of this drop in the list."
   cursor: String!
   "The drop."
@@ -2068,7 +2092,7 @@ type DropEdge {
 }
 
 "A page of orders."
-type OrderConnection {
+type OrderConnection @cacheControl(inheritMaxAge: true) {
   "The orders of this page, each with its cursor."
   edges: [OrderEdge!]!
   "Where this page sits."
@@ -2076,7 +2100,7 @@ type OrderConnection {
 }
 
 "An order in a connection."
-type OrderEdge {
+type OrderEdge @cacheControl(inheritMaxAge: true) {
   "The position of this order in the list."
   cursor: String!
   "The order."
@@ -2084,7 +2108,7 @@ type OrderEdge {
 }
 
 "A page of notifications."
-type NotificationConnection {
+type NotificationConnection @cacheControl(inheritMaxAge: true) {
   "The notifications of this page, each with its cursor."
   edges: [NotificationEdge!]!
   "Where this page sits."
@@ -2092,7 +2116,7 @@ type NotificationConnection {
 }
 
 "A notification in a connection."
-type NotificationEdge {
+type NotificationEdge @cacheControl(inheritMaxAge: true) {
   "The position of this notification in the list."
   cursor: String!
   "The notification."
@@ -12220,6 +12244,22 @@ func (ec *executionContext) marshalOBoolean2ᚖbool(ctx context.Context, sel ast
 	_ = ctx
 	res := graphql.MarshalBoolean(*v)
 	return res
+}
+
+func (ec *executionContext) unmarshalOCacheControlScope2ᚖlivedropsᚋgraphᚋmodelᚐCacheControlScope(ctx context.Context, v any) (*model.CacheControlScope, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(model.CacheControlScope)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOCacheControlScope2ᚖlivedropsᚋgraphᚋmodelᚐCacheControlScope(ctx context.Context, sel ast.SelectionSet, v *model.CacheControlScope) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
 }
 
 func (ec *executionContext) marshalOCreator2ᚖlivedropsᚋdomainᚐCreator(ctx context.Context, sel ast.SelectionSet, v *domain.Creator) graphql.Marshaler {

@@ -130,6 +130,20 @@ func (e *env) do(req *http.Request) reply {
 	return r
 }
 
+// setHeaders sets name, value pairs on req, after a default Accept of
+// application/graphql-response+json (what current clients send); an empty
+// value removes the header.
+func setHeaders(req *http.Request, headers []string) {
+	req.Header.Set("Accept", mediaGraphQLResponse)
+	for i := 0; i+1 < len(headers); i += 2 {
+		if headers[i+1] == "" {
+			req.Header.Del(headers[i])
+			continue
+		}
+		req.Header.Set(headers[i], headers[i+1])
+	}
+}
+
 // post sends a JSON body to /query; headers are name, value pairs.
 func (e *env) post(body string, headers ...string) reply {
 	e.t.Helper()
@@ -138,9 +152,7 @@ func (e *env) post(body string, headers ...string) reply {
 		e.t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
+	setHeaders(req, headers)
 	return e.do(req)
 }
 
@@ -165,9 +177,7 @@ func (e *env) get(path string, params url.Values, headers ...string) reply {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
+	setHeaders(req, headers)
 	return e.do(req)
 }
 

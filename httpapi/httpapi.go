@@ -10,8 +10,8 @@
 //     parameters and runs queries only (a mutation over GET is 405).
 //   - The response media type is negotiated by Accept between
 //     application/graphql-response+json and application/json. No Accept, or
-//     one whose best match is a wildcard, gets application/graphql-response+json
-//     (the spec's default since its 2025 watershed); an Accept naming neither
+//     one whose best match is a wildcard (*/*, application/*), gets
+//     application/json, which every client reads; an Accept naming neither
 //     is 406.
 //   - A request that is not well-formed (malformed JSON, wrong parameter
 //     types, no query) is 400 with code BAD_USER_INPUT; a body over
@@ -20,7 +20,15 @@
 //     variable coercion, depth or complexity limits) is 400 with
 //     application/graphql-response+json and 200 with application/json.
 //     PERSISTED_QUERY_NOT_FOUND is always 200: Apollo clients turn automatic
-//     persisted queries off for good when that answer comes with 400.
+//     persisted queries off for good when that answer comes with 400. Such
+//     an answer has no data entry, under either media type.
+//   - Every answer has a Cache-Control: public or private with the smallest
+//     max-age of the @cacheControl hints of the fields the query selects,
+//     no-store for mutations, errors and anything with a maxAge of 0. A
+//     public query is answered from the response cache (Options.Responses)
+//     without executing anything. A successful GET has an ETag, and a GET
+//     whose If-None-Match holds it is answered 304, so a CDN can sit in
+//     front of GETs of persisted queries.
 //   - Subscriptions run over WebSocket (graphql-transport-ws and the legacy
 //     graphql-ws) or server-sent events (POST with Accept: text/event-stream),
 //     not over plain POST or GET.
@@ -66,6 +74,7 @@ import (
 	"livedrops/domain"
 	"livedrops/logging"
 	"livedrops/metrics"
+	"livedrops/respcache"
 )
 
 // Error codes of this layer, beside the domain's.
@@ -151,6 +160,9 @@ type Options struct {
 	// WebSocket in production besides the server's own origin. Outside
 	// production every origin may, so local front ends on other ports work.
 	AllowedOrigins []string
+	// Responses caches whole responses of public queries; nil turns the
+	// response cache off (Cache-Control and ETags are sent either way).
+	Responses *respcache.Cache
 	// WriteTimeout bounds one send to a WebSocket or SSE client that stopped
 	// reading; past it the connection is closed. Zero: 10 s.
 	WriteTimeout time.Duration
@@ -241,7 +253,8 @@ func queryHandler(o Options) http.Handler {
 		keepAlive:    keepAlive,
 	})
 	srv.AddTransport(transport.SSE{KeepAlivePingInterval: keepAlive})
-	srv.AddTransport(httpTransport{}) // after SSE: it takes every other request
+	// After SSE: it takes every other request.
+	srv.AddTransport(&httpTransport{policies: newCachePolicies(o.Schema.Schema()), responses: o.Responses})
 
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](queryCacheSize))
 	srv.SetParserTokenLimit(parserTokenLimit)
@@ -265,6 +278,9 @@ func queryHandler(o Options) http.Handler {
 		srv.Use(extension.Introspection{})
 	}
 	srv.Use(complexityLimit{inner: extension.FixedComplexityLimit(o.Complexity)})
+	if o.Responses != nil {
+		srv.AroundFields(respcache.Collect)
+	}
 
 	var h http.Handler = boundSSEWrites(o.wsWriteTimeout(), srv)
 	for i := len(o.PerRequest) - 1; i >= 0; i-- {

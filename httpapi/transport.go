@@ -2,6 +2,10 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +15,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/ast"
@@ -19,6 +24,7 @@ import (
 	"livedrops/domain"
 	"livedrops/logging"
 	"livedrops/metrics"
+	"livedrops/respcache"
 )
 
 // Response media types of GraphQL over HTTP.
@@ -31,18 +37,24 @@ const (
 // gqlgen's POST and GET transports get most of it right, but answer
 // validation failures 422 under application/json, a mutation over GET 406,
 // an unknown Content-Type 400, an oversized body 200, and echo a malformed
-// body back; this one answers as the package comment says.
-type httpTransport struct{}
+// body back; this one answers as the package comment says. It also sets
+// each answer's Cache-Control from the document's cache hints, answers
+// public queries from the response cache, and GETs with ETag and 304.
+type httpTransport struct {
+	policies *cachePolicies
+	// responses is the response cache; nil turns it off.
+	responses *respcache.Cache
+}
 
-var _ graphql.Transport = httpTransport{}
+var _ graphql.Transport = (*httpTransport)(nil)
 
 // Supports takes every request the WebSocket and SSE transports did not, so
 // a wrong method or media type gets a GraphQL-shaped answer.
-func (httpTransport) Supports(r *http.Request) bool {
+func (*httpTransport) Supports(r *http.Request) bool {
 	return r.Header.Get("Upgrade") == ""
 }
 
-func (httpTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
+func (t *httpTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
 	ctx := r.Context()
 	media, ok := negotiate(r.Header.Values("Accept"))
 	if !ok {
@@ -63,6 +75,16 @@ func (httpTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Gra
 	}
 	params.ReadTime = graphql.TraceTiming{Start: start, End: graphql.Now()}
 
+	key, keyed := t.responseKey(params)
+	if keyed {
+		if e, hit := t.responses.Get(key); hit {
+			// Answered before parsing, persisted-query lookup or execution.
+			policy := cachePolicy{MaxAge: e.RemainingAge(time.Now())}
+			writeAnswer(w, r, media, http.StatusOK, policy, e.Body, e.ETag)
+			return
+		}
+	}
+
 	opCtx, errs := exec.CreateOperationContext(ctx, params)
 	if errs != nil {
 		resp := exec.DispatchError(graphql.WithOperationContext(ctx, opCtx), errs)
@@ -70,7 +92,8 @@ func (httpTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Gra
 		return
 	}
 
-	switch op := opCtx.Operation.Operation; {
+	op := opCtx.Operation.Operation
+	switch {
 	case r.Method == http.MethodGet && op != ast.Query:
 		// GET may be cached and prefetched: it must never change anything.
 		w.Header().Set("Allow", "POST")
@@ -85,8 +108,95 @@ func (httpTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Gra
 		return
 	}
 
+	policy := t.policies.of(opCtx.Doc, opCtx.Operation)
+	ctx, run := t.startRun(ctx, op == ast.Mutation, keyed && policy.shared())
 	responses, ctx := exec.DispatchOperation(ctx, opCtx)
-	writeResponse(w, media, http.StatusOK, responses(ctx))
+	resp := responses(ctx)
+	if len(resp.Errors) > 0 {
+		policy = noStore
+	}
+	body, err := encodeResponse(resp)
+	if err != nil {
+		writeInternal(w)
+		return
+	}
+	etag := ""
+	if r.Method == http.MethodGet && len(resp.Errors) == 0 {
+		etag = entityTag(body)
+	}
+	t.finishRun(ctx, run, key, policy, body, etag)
+	writeAnswer(w, r, media, http.StatusOK, policy, body, etag)
+}
+
+// cacheRun is what one execution owes the response cache: the tags its
+// fields collect, to store a public answer under, or for a mutation to evict.
+type cacheRun struct {
+	tags     *respcache.Tags // nil: nothing to do
+	mutation bool
+	since    uint64 // the eviction sequence number as execution began
+	started  time.Time
+}
+
+// startRun sets ctx up to collect tags when the execution's answer may be
+// stored (storable) or is a mutation's.
+func (t *httpTransport) startRun(ctx context.Context, mutation, storable bool) (context.Context, cacheRun) {
+	run := cacheRun{mutation: mutation, started: time.Now()}
+	switch {
+	case t.responses == nil:
+	case mutation:
+		ctx, run.tags = respcache.WithTags(ctx, true)
+	case storable:
+		run.since = t.responses.Seq()
+		ctx, run.tags = respcache.WithTags(ctx, false)
+	}
+	return ctx, run
+}
+
+// finishRun evicts what a mutation's result holds, so the writer's next
+// read sees its change without waiting for the event, or stores a public
+// answer.
+func (t *httpTransport) finishRun(ctx context.Context, run cacheRun, key string, policy cachePolicy, body []byte, etag string) {
+	if run.tags == nil {
+		return
+	}
+	tags, complete := run.tags.List()
+	switch {
+	case run.mutation:
+		if v := domain.ViewerFrom(ctx); v != nil {
+			tags = append(tags, respcache.UserTag(v.UserID)+":following")
+		}
+		t.responses.Evict(tags...)
+	case complete && policy.shared():
+		if etag == "" {
+			etag = entityTag(body)
+		}
+		age := min(time.Duration(policy.MaxAge)*time.Second, respcache.MaxTTL)
+		t.responses.Put(key, &respcache.Entry{
+			Body: body, ETag: etag,
+			Expires: run.started.Add(age), Tags: tags, Since: run.since,
+		})
+	}
+}
+
+// responseKey is the response cache key of params, when the cache is on and
+// the request names its document (by text or persisted-query hash).
+func (t *httpTransport) responseKey(params *graphql.RawParams) (string, bool) {
+	if t.responses == nil {
+		return "", false
+	}
+	var docHash string
+	if params.Query != "" {
+		sum := sha256.Sum256([]byte(params.Query))
+		docHash = hex.EncodeToString(sum[:])
+	} else {
+		pq, _ := params.Extensions["persistedQuery"].(map[string]any)
+		h, _ := pq["sha256Hash"].(string)
+		if !isSHA256Hex(h) {
+			return "", false
+		}
+		docHash = strings.ToLower(h)
+	}
+	return respcache.Key(docHash, params.OperationName, params.Variables)
 }
 
 // readParams reads the GraphQL request from r. A non-zero status means r is
@@ -183,16 +293,68 @@ func badInput(format string, args ...any) *gqlerror.Error {
 	}
 }
 
+// writeResponse writes a response that is not to be stored anywhere:
+// refusals, errors before execution.
 func writeResponse(w http.ResponseWriter, media string, status int, resp *graphql.Response) {
-	b, err := json.Marshal(resp)
+	body, err := encodeResponse(resp)
 	if err != nil {
-		// Only a resolver returning an unencodable value gets here.
-		media, status = mediaJSON, http.StatusInternalServerError
-		b = []byte(`{"errors":[{"message":"internal error","extensions":{"code":"INTERNAL"}}]}`)
+		writeInternal(w)
+		return
 	}
-	w.Header().Set("Content-Type", media+"; charset=utf-8")
+	writeAnswer(w, nil, media, status, noStore, body, "")
+}
+
+// encodeResponse encodes resp; a response that was never executed (Data
+// nil: refused before execution) has no data entry at all, as the spec asks.
+func encodeResponse(resp *graphql.Response) ([]byte, error) {
+	if resp.Data == nil {
+		return json.Marshal(struct {
+			Errors     gqlerror.List  `json:"errors,omitempty"`
+			Extensions map[string]any `json:"extensions,omitempty"`
+		}{resp.Errors, resp.Extensions})
+	}
+	return json.Marshal(resp)
+}
+
+// writeInternal answers a response that could not be encoded: only a
+// resolver returning an unencodable value gets here.
+func writeInternal(w http.ResponseWriter) {
+	body := []byte(`{"errors":[{"message":"internal error","extensions":{"code":"INTERNAL"}}]}`)
+	writeAnswer(w, nil, mediaJSON, http.StatusInternalServerError, noStore, body, "")
+}
+
+// writeAnswer writes body with its Cache-Control and, when etag is set, its
+// ETag, answering 304 to a GET r whose If-None-Match holds that tag.
+func writeAnswer(w http.ResponseWriter, r *http.Request, media string, status int, policy cachePolicy, body []byte, etag string) {
+	h := w.Header()
+	h.Set("Cache-Control", policy.header())
+	if etag != "" {
+		h.Set("ETag", etag)
+		if r != nil && r.Method == http.MethodGet && etagMatches(r.Header.Get("If-None-Match"), etag) {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+	}
+	h.Set("Content-Type", media+"; charset=utf-8")
 	w.WriteHeader(status)
-	_, _ = w.Write(b)
+	_, _ = w.Write(body)
+}
+
+// entityTag is the strong ETag of a response body.
+func entityTag(body []byte) string {
+	sum := sha256.Sum256(body)
+	return `"` + base64.RawURLEncoding.EncodeToString(sum[:18]) + `"`
+}
+
+// etagMatches applies If-None-Match's weak comparison (RFC 9110 13.1.2).
+func etagMatches(ifNoneMatch, etag string) bool {
+	for part := range strings.SplitSeq(ifNoneMatch, ",") {
+		part = strings.TrimPrefix(strings.TrimSpace(part), "W/")
+		if part == "*" || part == etag {
+			return true
+		}
+	}
+	return false
 }
 
 // refuse answers a request that never reached the executor: not well-formed,
@@ -205,12 +367,12 @@ func refuse(w http.ResponseWriter, r *http.Request, media string, status int, ms
 }
 
 // negotiate picks the response media type from the Accept header values:
-// the acceptable type with the highest q, ties to the one listed first, a
-// wildcard to application/graphql-response+json. ok is false when neither
-// type is acceptable.
+// the acceptable type with the highest q, ties to the one named first, a
+// wildcard (or no Accept) to application/json, which every client reads.
+// ok is false when neither type is acceptable.
 func negotiate(accept []string) (media string, ok bool) {
 	if len(accept) == 0 {
-		return mediaGraphQLResponse, true
+		return mediaJSON, true
 	}
 	type choice struct {
 		q     float64
@@ -251,7 +413,7 @@ func negotiate(accept []string) (media string, ok bool) {
 	}
 	if len(best) == 0 && order == 0 {
 		// Nothing parseable: as if there were no Accept header.
-		return mediaGraphQLResponse, true
+		return mediaJSON, true
 	}
 	g, gok := best[mediaGraphQLResponse]
 	j, jok := best[mediaJSON]
@@ -259,10 +421,10 @@ func negotiate(accept []string) (media string, ok bool) {
 	jok = jok && j.q > 0
 	switch {
 	case gok && jok:
-		if j.q > g.q || (j.q == g.q && j.exact && (!g.exact || j.order < g.order)) {
-			return mediaJSON, true
+		if g.q > j.q || (g.q == j.q && g.exact && (!j.exact || g.order < j.order)) {
+			return mediaGraphQLResponse, true
 		}
-		return mediaGraphQLResponse, true
+		return mediaJSON, true
 	case gok:
 		return mediaGraphQLResponse, true
 	case jok:

@@ -14,18 +14,25 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"livedrops/domain"
 	"livedrops/drops"
 	"livedrops/orders"
 	"livedrops/payments"
+	"livedrops/respcache"
 	"livedrops/store"
 )
 
 // Evicter drops cached values by kind and id ((*cache.Cache).Evict).
 type Evicter interface {
 	Evict(ctx context.Context, kind string, ids ...int64) error
+}
+
+// ResponseEvicter drops cached responses by tag ((*respcache.Cache).Evict).
+type ResponseEvicter interface {
+	Evict(tags ...string)
 }
 
 // Options wire the internal API.
@@ -35,6 +42,9 @@ type Options struct {
 	Drops  *drops.Service
 	Orders *orders.Service
 	Cache  Evicter
+	// Responses, when set, is evicted at once by an inventory adjustment
+	// (other instances wait for its event).
+	Responses ResponseEvicter
 	// Token is the service token callers send as "Authorization: Bearer <token>".
 	Token string
 	// WebhookSecret signs the payment provider's webhooks.
@@ -59,7 +69,11 @@ func New(o Options) http.Handler {
 	mux.Handle("POST /internal/inventory/adjust", a.authorized(a.adjust))
 	mux.Handle("POST /internal/cache/invalidate", a.authorized(a.invalidate))
 	if o.Orders != nil {
-		mux.Handle("/internal/payments/webhook", payments.WebhookHandler(o.WebhookSecret, o.Orders, o.Log))
+		var apply payments.Applier = o.Orders
+		if o.Responses != nil && o.DB != nil {
+			apply = evictingApplier{next: o.Orders, db: o.DB, responses: o.Responses}
+		}
+		mux.Handle("/internal/payments/webhook", payments.WebhookHandler(o.WebhookSecret, apply, o.Log))
 	}
 	mux.Handle("/internal/", a.authorized(func(w http.ResponseWriter, r *http.Request) {
 		reply(w, http.StatusNotFound, map[string]string{"error": "no such internal endpoint"})
@@ -108,6 +122,9 @@ func (a *api) adjust(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		a.fail(w, r, err)
 		return
+	}
+	if a.o.Responses != nil {
+		a.o.Responses.Evict(respcache.DropTags(d.ID, d.CreatorID, d.ProductID)...)
 	}
 	a.o.Log.InfoContext(r.Context(), "internal: inventory adjusted", "drop", dropID, "delta", req.Delta, "available", stock.Available)
 	reply(w, http.StatusOK, map[string]any{
@@ -163,6 +180,15 @@ func (a *api) invalidate(w http.ResponseWriter, r *http.Request) {
 			a.fail(w, r, fmt.Errorf("internalapi: evict %d %s values: %w", len(req.IDs), req.Kind, err))
 			return
 		}
+	}
+	if a.o.Responses != nil {
+		// Responses are tagged by entity: "product_media" values belong to "product:ID".
+		entity, _, _ := strings.Cut(req.Kind, "_")
+		tags := make([]string, len(req.IDs))
+		for i, id := range req.IDs {
+			tags[i] = entity + ":" + strconv.FormatInt(id, 10)
+		}
+		a.o.Responses.Evict(tags...)
 	}
 	reply(w, http.StatusOK, map[string]any{"kind": req.Kind, "evicted": len(req.IDs)})
 }
@@ -223,4 +249,23 @@ func reply(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(v)
+}
+
+// evictingApplier evicts the paid order's drop from the response cache once
+// a webhook changed its stock (other instances wait for the event).
+type evictingApplier struct {
+	next      payments.Applier
+	db        *store.DB
+	responses ResponseEvicter
+}
+
+func (a evictingApplier) ApplyWebhook(ctx context.Context, ev payments.Event) (bool, error) {
+	duplicate, err := a.next.ApplyWebhook(ctx, ev)
+	if err != nil || duplicate {
+		return duplicate, err
+	}
+	if os, err := a.db.OrdersByIDs(ctx, []int64{ev.OrderID}); err == nil && len(os) == 1 {
+		a.responses.Evict(respcache.DropTag(os[0].DropID), respcache.ListDrops, respcache.ListLiveDrops)
+	}
+	return false, nil
 }

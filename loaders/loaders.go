@@ -67,6 +67,11 @@ type Loaders struct {
 	// ViewerFollows says whether the context's viewer follows each creator id
 	// (false for an anonymous viewer).
 	ViewerFollows *dataloader.Loader[int64, bool]
+	// Orders are read by id with their seller, whoever asks: callers check
+	// that the viewer may see them.
+	Orders *dataloader.Loader[int64, *store.OrderWithSeller]
+	// Connections are the pages of nested lists (pages.go).
+	Connections
 }
 
 // New returns fresh loaders reading db through c (nil c: no Redis) and,
@@ -88,6 +93,8 @@ func New(db *store.DB, c *cache.Cache, opts ...Option) *Loaders {
 		Media:          cached(set, c, mediaShape, db.MediaByIDs, func(m *domain.Media) int64 { return m.ID }),
 		PaymentByOrder: direct(set, db.PaymentsByOrderIDs, func(p *domain.Payment) int64 { return p.OrderID }),
 		Notifications:  direct(set, db.NotificationsByIDs, func(n *domain.Notification) int64 { return n.ID }),
+		Orders:         direct(set, db.OrdersWithSellers, func(o *store.OrderWithSeller) int64 { return o.ID }),
+		Connections:    newConnections(set, db),
 	}
 	states := func(ctx context.Context, ids []int64) (map[int64]domain.DropState, error) {
 		return cache.Load(ctx, set.near, dropShape, ids, func(ctx context.Context, missing []int64, _ map[int64]cache.Version) (map[int64]domain.DropState, error) {

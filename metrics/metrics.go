@@ -95,7 +95,7 @@ func Handler() http.Handler {
 // the old one instead of failing on duplicate metric names.
 var registered = struct {
 	sync.Mutex
-	db, redis prometheus.Collector
+	db, redis, statements prometheus.Collector
 }{}
 
 // RegisterDBStats exports the connection pool statistics of db
@@ -114,6 +114,18 @@ func RegisterRedisStats(c PoolStatser) {
 	registered.Lock()
 	defer registered.Unlock()
 	replace(&registered.redis, newRedisCollector(c))
+}
+
+// RegisterStatements exports count, the number of SQL statements the store
+// has sent, as livedrops_sql_statements_total. A later call replaces the
+// counter registered before.
+func RegisterStatements(count func() int64) {
+	registered.Lock()
+	defer registered.Unlock()
+	replace(&registered.statements, prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "livedrops_sql_statements_total",
+		Help: "SQL statements sent to PostgreSQL by the store.",
+	}, func() float64 { return float64(count()) }))
 }
 
 func replace(slot *prometheus.Collector, c prometheus.Collector) {

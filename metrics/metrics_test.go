@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -115,4 +116,15 @@ func grep(s, sub string) string {
 		}
 	}
 	return strings.Join(keep, "\n")
+}
+
+func TestStatementsCounter(t *testing.T) {
+	var n atomic.Int64
+	RegisterStatements(func() int64 { return 1 })
+	RegisterStatements(n.Load) // replaces the first
+	n.Store(42)
+	out := scrape(t)
+	if !strings.Contains(out, "# TYPE livedrops_sql_statements_total counter") || !strings.Contains(out, "livedrops_sql_statements_total 42\n") {
+		t.Errorf("scrape lacks livedrops_sql_statements_total 42 in\n%s", grep(out, "livedrops_sql"))
+	}
 }

@@ -6,13 +6,16 @@ import (
 	"encoding/hex"
 	"errors"
 	"log/slog"
+	"slices"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"livedrops/internal/batch"
+	"livedrops/store"
 )
 
 // Gate timings. A Redis that cannot answer quickly is not worth waiting for:
@@ -27,20 +30,27 @@ const (
 	// cooldown: after Redis failed, it is not asked again for this long, so an
 	// outage costs one failed call per period rather than one per order.
 	cooldown = time.Second
-	// seenTTL is how long a buyer's idempotency key sent to PostgreSQL is remembered.
-	seenTTL = 24 * time.Hour
 	// counterTTL bounds a counter's life unless the reconciler renews it (every
 	// pass sets every selling drop's counter): a counter it no longer sets (an
 	// ended drop's, left by a race with its end) goes away on its own.
 	counterTTL = 10 * time.Minute
+	// keysTTL bounds the life of a drop's known keys, renewed with its
+	// counter: longer, so a counter never outlives the keys it vouches for.
+	keysTTL = counterTTL + time.Minute
+	// missingEvery is how often one drop's missing counter is reported to the
+	// reconciler, at most.
+	missingEvery = time.Second
+	// maxUnremembered bounds the keys of orders placed while Redis could not
+	// be told, kept until it can.
+	maxUnremembered = 65536
 )
 
 // Admission is the gate's answer to one order.
 type Admission int
 
 const (
-	// Bypass: the gate took nothing (no counter for the drop, or Redis is
-	// cooling down); PostgreSQL decides alone.
+	// Bypass: the drop has no counter; the gate took nothing but remembered
+	// the key, and PostgreSQL decides alone.
 	Bypass Admission = iota
 	// Admitted: the gate took the units; give them back if the order fails.
 	Admitted
@@ -53,38 +63,52 @@ const (
 	// PostgreSQL decides; if the order fails the units are given back anyway
 	// (a counter too high is safe, one too low is not).
 	Unsure
+	// Blind: Redis was not asked (no Redis, or cooling down after a failure);
+	// PostgreSQL decides alone and the gate does not know the key.
+	Blind
 )
 
 // admitScript takes ARGV[1] units from the counter KEYS[1] only if that many
-// are left. Every key it sends on to PostgreSQL is remembered (KEYS[2]), so a
-// retry or a concurrent twin goes to PostgreSQL for the original order, even
-// once the counter says sold out. A missing counter is not "sold out": the
-// order goes on. Both keys share the drop's hash tag, so a Redis Cluster runs
-// the script on one node.
+// are left. Every key it sends on to PostgreSQL is remembered as field
+// ARGV[2] of the drop's known keys KEYS[2], so a retry or a concurrent twin
+// goes to PostgreSQL for the original order, even once the counter says sold
+// out. A missing counter is not "sold out": the order goes on. A counter
+// exists only while the known keys hold every key PostgreSQL has for the
+// drop (see Restore), so its SOLD_OUT is never the answer to a key that holds
+// an order. Both keys share the drop's hash tag, so a Redis Cluster runs the
+// script on one node.
 var admitScript = redis.NewScript(`
-if redis.call('EXISTS', KEYS[2]) == 1 then return 3 end
+if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 1 then return 3 end
 local left = redis.call('GET', KEYS[1])
-if not left then
-  redis.call('SET', KEYS[2], '1', 'EX', ARGV[2])
-  return 0
-end
 local q = tonumber(ARGV[1])
-if tonumber(left) < q then return 2 end
-redis.call('DECRBY', KEYS[1], q)
-redis.call('SET', KEYS[2], '1', 'EX', ARGV[2])
-return 1
+if left and tonumber(left) < q then return 2 end
+if left then redis.call('DECRBY', KEYS[1], q) end
+redis.call('HSET', KEYS[2], ARGV[2], '1')
+if redis.call('TTL', KEYS[2]) < 0 then redis.call('EXPIRE', KEYS[2], ARGV[3]) end
+if left then return 1 end
+return 0
 `)
 
-// releaseScript gives ARGV[1] units back to an existing counter (a missing one
-// stays missing: creating it would invent a count) and, when given, forgets
-// the buyer's key KEYS[2].
+// rememberScript adds the fields ARGV[2..] to the drop's known keys KEYS[1],
+// giving them a lifetime of ARGV[1] seconds if they have none.
+var rememberScript = redis.NewScript(`
+for i = 2, #ARGV do redis.call('HSET', KEYS[1], ARGV[i], '1') end
+if redis.call('TTL', KEYS[1]) < 0 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return #ARGV - 1
+`)
+
+// releaseScript gives ARGV[1] units back to an existing counter KEYS[1] (a
+// missing one stays missing: creating it would invent a count), capped at
+// ARGV[2] unless it is negative, and, when ARGV[3] is given, forgets that
+// buyer's key from the known keys KEYS[2].
 var releaseScript = redis.NewScript(`
-if KEYS[2] then redis.call('DEL', KEYS[2]) end
+if ARGV[3] then redis.call('HDEL', KEYS[2], ARGV[3]) end
 if redis.call('EXISTS', KEYS[1]) == 0 then return false end
 local v = redis.call('INCRBY', KEYS[1], ARGV[1])
-if ARGV[2] and v > tonumber(ARGV[2]) then
-  redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
-  return tonumber(ARGV[2])
+local cap = tonumber(ARGV[2])
+if cap >= 0 and v > cap then
+  redis.call('SET', KEYS[1], cap, 'KEEPTTL')
+  return cap
 end
 return v
 `)
@@ -186,7 +210,10 @@ func (l *link) try(ctx context.Context, what string, fn func(ctx context.Context
 // conditional update and CHECK constraint are the authority. A counter that
 // is too high costs database work, never an oversell; one that is too low
 // turns buyers away until the Reconciler sets it from PostgreSQL again, so
-// wherever the gate cannot know, it errs high.
+// wherever the gate cannot know, it errs high. Beside each counter the gate
+// keeps the drop's known keys, and a counter exists only while they hold
+// every key PostgreSQL has (Restore): a key that holds an order always goes
+// on to PostgreSQL for it, whatever Redis has forgotten.
 //
 // A nil *Gate is valid and always bypasses.
 type Gate struct {
@@ -195,15 +222,28 @@ type Gate struct {
 	// admits sends the admissions asked at the same moment to Redis in one
 	// pipeline: one round trip, one write and one read for many orders.
 	admits *batch.Runner[struct{}, admitCall, admitReply]
+	// missing carries drops found without a counter to the reconciler;
+	// missingAt (drop → unix nanoseconds) spaces the reports of one drop.
+	missing   chan int64
+	missingAt sync.Map
+	// unremembered holds keys of orders placed while Redis could not be told
+	// (drop → known-keys fields), until it can; overflowed is set when some
+	// had to be dropped, so every drop's keys must be restored.
+	mu           sync.Mutex
+	unremembered map[int64][]string
+	held         int
+	overflowed   bool
 }
 
 // maxAdmitBatch bounds the admissions of one pipeline.
 const maxAdmitBatch = 256
 
-// admitCall is one admission to ask: the script's keys and the units.
+// admitCall is one admission to ask: the script's keys, the buyer's key's
+// field and the units.
 type admitCall struct {
-	keys []string
-	q    int
+	keys  []string
+	field string
+	q     int
 }
 
 // admitReply is the script's answer to one admission; asked is false when
@@ -220,7 +260,7 @@ type admitReply struct {
 // unreachable Redis costs an order milliseconds, not seconds. A nil rdb gives
 // a gate that always bypasses.
 func NewGate(rdb redis.UniversalClient, prefix string) *Gate {
-	g := &Gate{link: newLink(rdb), prefix: prefix}
+	g := &Gate{link: newLink(rdb), prefix: prefix, missing: make(chan int64, 64), unremembered: map[int64][]string{}}
 	g.admits = batch.New(maxAdmitBatch, func(_ struct{}, calls []admitCall) ([]admitReply, error) {
 		return g.admitAll(calls), nil
 	})
@@ -240,11 +280,16 @@ func (g *Gate) StockKey(dropID int64) string {
 	return g.prefix + "stock:{drop:" + strconv.FormatInt(dropID, 10) + "}"
 }
 
-// seenKey is the Redis key remembering a buyer's idempotency key sent on to PostgreSQL.
-func (g *Gate) seenKey(dropID, buyerID int64, idemKey string) string {
+// KeysKey is the Redis hash of the drop's known keys: every buyer's
+// idempotency key the gate sent on to PostgreSQL, one field each (keyField).
+func (g *Gate) KeysKey(dropID int64) string {
+	return g.prefix + "seen:{drop:" + strconv.FormatInt(dropID, 10) + "}"
+}
+
+// keyField is a buyer's idempotency key as a field of the known keys.
+func keyField(buyerID int64, idemKey string) string {
 	h := sha256.Sum256([]byte(idemKey))
-	return g.prefix + "seen:{drop:" + strconv.FormatInt(dropID, 10) + "}:" +
-		strconv.FormatInt(buyerID, 10) + ":" + hex.EncodeToString(h[:12])
+	return strconv.FormatInt(buyerID, 10) + ":" + hex.EncodeToString(h[:12])
 }
 
 func (g *Gate) call(ctx context.Context, what string, fn func(ctx context.Context, rdb redis.UniversalClient) error) (bool, error) {
@@ -268,17 +313,21 @@ func (g *Gate) Admit(ctx context.Context, dropID, buyerID int64, idemKey string,
 	var r admitReply
 	if g != nil && g.link != nil {
 		var err error
-		r, err = g.admits.Do(struct{}{}, admitCall{keys: []string{g.StockKey(dropID), g.seenKey(dropID, buyerID, idemKey)}, q: q})
+		r, err = g.admits.Do(struct{}{}, admitCall{keys: []string{g.StockKey(dropID), g.KeysKey(dropID)},
+			field: keyField(buyerID, idemKey), q: q})
 		if err != nil {
 			r = admitReply{asked: true, err: err}
 		}
 	}
-	a := Bypass
+	a := Blind
 	switch {
 	case r.err != nil:
 		a = Unsure
-	case !r.asked || r.res == 0:
+	case !r.asked:
+		a = Blind
+	case r.res == 0:
 		a = Bypass
+		g.reportMissing(dropID)
 	case r.res == 1:
 		a = Admitted
 	case r.res == 2:
@@ -295,12 +344,12 @@ func (g *Gate) Admit(ctx context.Context, dropID, buyerID int64, idemKey string,
 // A server that lost the script (a restart, SCRIPT FLUSH) is sent its text
 // for the calls it refused, and only those: the others ran.
 func (g *Gate) admitAll(calls []admitCall) []admitReply {
-	ttl := int(seenTTL / time.Second)
+	ttl := int(keysTTL / time.Second)
 	cmds := make([]*redis.Cmd, len(calls))
 	asked, _ := g.link.call(context.Background(), "admit", func(ctx context.Context, rdb redis.UniversalClient) error {
 		_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for i, c := range calls {
-				cmds[i] = admitScript.EvalSha(ctx, p, c.keys, c.q, ttl)
+				cmds[i] = admitScript.EvalSha(ctx, p, c.keys, c.q, c.field, ttl)
 			}
 			return nil
 		})
@@ -310,7 +359,7 @@ func (g *Gate) admitAll(calls []admitCall) []admitReply {
 		_, err = rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for i, c := range calls {
 				if redis.HasErrorPrefix(cmds[i].Err(), "NOSCRIPT") {
-					cmds[i] = admitScript.Eval(ctx, p, c.keys, c.q, ttl)
+					cmds[i] = admitScript.Eval(ctx, p, c.keys, c.q, c.field, ttl)
 				}
 			}
 			return nil
@@ -341,7 +390,7 @@ func (a Admission) label() string {
 // (0 when it took none) when that order was not placed, and forgets its key,
 // so a retry is judged afresh.
 func (g *Gate) Refund(ctx context.Context, dropID, buyerID int64, idemKey string, q int) {
-	g.giveBack(ctx, "refund", []string{g.StockKey(dropID), g.seenKey(dropID, buyerID, idemKey)}, q)
+	g.giveBack(ctx, "refund", dropID, q, -1, keyField(buyerID, idemKey))
 }
 
 // SoldOut settles an order the gate let through and PostgreSQL found sold
@@ -350,14 +399,14 @@ func (g *Gate) Refund(ctx context.Context, dropID, buyerID int64, idemKey string
 // reconcile racing a stampede) would get every unit back and never drain,
 // sending each later buyer to PostgreSQL instead of answering at the gate.
 func (g *Gate) SoldOut(ctx context.Context, dropID, buyerID int64, idemKey string, q, available int) {
-	g.giveBack(ctx, "sold_out", []string{g.StockKey(dropID), g.seenKey(dropID, buyerID, idemKey)}, q, available)
+	g.giveBack(ctx, "sold_out", dropID, q, available, keyField(buyerID, idemKey))
 }
 
 // Release gives q units back to the drop's counter, if it has one: stock that
 // PostgreSQL got back (a cancel, an expiry, a decline, a restock). A negative
 // q takes units away (a shrink).
 func (g *Gate) Release(ctx context.Context, dropID int64, q int) {
-	g.giveBack(ctx, "release", []string{g.StockKey(dropID)}, q)
+	g.giveBack(ctx, "release", dropID, q, -1, "")
 }
 
 // giveBack runs releaseScript, once more if the first call failed (even
@@ -365,10 +414,15 @@ func (g *Gate) Release(ctx context.Context, dropID int64, q int) {
 // the counter too high, which is safe, while one lost leaves it too low until
 // the next reconcile. While Redis is cooling down nothing is sent; the
 // reconcile that follows its recovery makes up for it.
-func (g *Gate) giveBack(ctx context.Context, what string, keys []string, q int, capAt ...int) {
-	args := []any{q}
-	for _, c := range capAt {
-		args = append(args, c)
+// The counter ends at most at capAt unless it is negative; a non-empty field
+// is forgotten from the drop's known keys.
+func (g *Gate) giveBack(ctx context.Context, what string, dropID int64, q, capAt int, field string) {
+	if g == nil {
+		return
+	}
+	keys, args := []string{g.StockKey(dropID), g.KeysKey(dropID)}, []any{q, capAt}
+	if field != "" {
+		args = append(args, field)
 	}
 	run := func(ctx context.Context, rdb redis.UniversalClient) error {
 		err := releaseScript.Run(ctx, rdb, keys, args...).Err()
@@ -382,21 +436,21 @@ func (g *Gate) giveBack(ctx context.Context, what string, keys []string, q int, 
 	}
 }
 
-// Load sets the drop's counter to available, PostgreSQL's figure.
+// Load sets the drop's counter to available, PostgreSQL's figure. For a
+// drop whose orders the gate has all seen (one being scheduled or started);
+// the reconciler restores any other (Restore).
 func (g *Gate) Load(ctx context.Context, dropID int64, available int) error {
-	if g == nil || g.link == nil {
-		return nil
-	}
-	return g.link.rdb.Set(ctx, g.StockKey(dropID), available, counterTTL).Err()
+	return g.LoadMany(ctx, map[int64]int{dropID: available})
 }
 
-// LoadMany sets several drops' counters in one pipeline.
+// LoadMany sets several drops' counters in one pipeline, as Load does.
 func (g *Gate) LoadMany(ctx context.Context, available map[int64]int) error {
 	if g == nil || g.link == nil || len(available) == 0 {
 		return nil
 	}
 	_, err := g.link.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for id, n := range available {
+			p.Expire(ctx, g.KeysKey(id), keysTTL)
 			p.Set(ctx, g.StockKey(id), n, counterTTL)
 		}
 		return nil
@@ -404,11 +458,183 @@ func (g *Gate) LoadMany(ctx context.Context, available map[int64]int) error {
 	return err
 }
 
-// Forget removes the drop's counter: for a drop that has ended or was
-// cancelled, PostgreSQL answers DROP_NOT_LIVE.
+// Renew sets the counters that exist to available, PostgreSQL's figures,
+// renewing them and their known keys, and returns the drops whose counter
+// is missing: those need Restore.
+func (g *Gate) Renew(ctx context.Context, available map[int64]int) (missing []int64, err error) {
+	if g == nil || g.link == nil || len(available) == 0 {
+		return nil, nil
+	}
+	sets := make(map[int64]*redis.StatusCmd, len(available))
+	_, err = g.link.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for id, n := range available {
+			p.Expire(ctx, g.KeysKey(id), keysTTL)
+			sets[id] = p.SetArgs(ctx, g.StockKey(id), n, redis.SetArgs{Mode: "XX", TTL: counterTTL})
+		}
+		return nil
+	})
+	for id, c := range sets {
+		switch err := c.Err(); {
+		case errors.Is(err, redis.Nil): // XX: no counter to set
+			missing = append(missing, id)
+		case err != nil:
+			return nil, err
+		}
+	}
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, err
+	}
+	slices.Sort(missing)
+	return missing, nil
+}
+
+// Restore creates the drop's missing counter at available. The caller has
+// first given the gate every key PostgreSQL holds for the drop (RememberHeld),
+// and orders that reach PostgreSQL meanwhile are remembered by the admission
+// script, so the counter's SOLD_OUT is never given to a key that holds an
+// order. created is false when another restore was first.
+func (g *Gate) Restore(ctx context.Context, dropID int64, available int) (created bool, err error) {
+	if g == nil || g.link == nil {
+		return false, nil
+	}
+	var set *redis.BoolCmd
+	_, err = g.link.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Expire(ctx, g.KeysKey(dropID), keysTTL)
+		set = p.SetNX(ctx, g.StockKey(dropID), available, counterTTL)
+		return nil
+	})
+	if err != nil {
+		return false, err
+	}
+	return set.Val(), nil
+}
+
+// remember adds fields (keyField) of keys that hold orders to the drop's
+// known keys, in calls of at most maxRemember.
+func (g *Gate) remember(ctx context.Context, rdb redis.UniversalClient, dropID int64, fields []string) error {
+	ttl := int(keysTTL / time.Second)
+	for len(fields) > 0 {
+		n := min(len(fields), maxRemember)
+		args := make([]any, 0, n+1)
+		args = append(args, ttl)
+		for _, f := range fields[:n] {
+			args = append(args, f)
+		}
+		if err := rememberScript.Run(ctx, rdb, []string{g.KeysKey(dropID)}, args...).Err(); err != nil {
+			return err
+		}
+		fields = fields[n:]
+	}
+	return nil
+}
+
+// maxRemember bounds the keys of one remember call.
+const maxRemember = 1000
+
+// RememberHeld adds keys that hold orders of the drop to its known keys.
+func (g *Gate) RememberHeld(ctx context.Context, dropID int64, keys []store.HeldKey) error {
+	if g == nil || g.link == nil || len(keys) == 0 {
+		return nil
+	}
+	fields := make([]string, len(keys))
+	for i, k := range keys {
+		fields[i] = keyField(k.BuyerID, k.Key)
+	}
+	return g.remember(ctx, g.link.rdb, dropID, fields)
+}
+
+// Remember tells the gate that the buyer's key holds an order of the drop,
+// for an order placed without the gate knowing its key (Blind, Unsure).
+// While Redis cannot be told, the key waits in memory for its recovery.
+func (g *Gate) Remember(ctx context.Context, dropID, buyerID int64, idemKey string) {
+	if g == nil || g.link == nil {
+		return
+	}
+	field := keyField(buyerID, idemKey)
+	asked, err := g.call(ctx, "remember", func(ctx context.Context, rdb redis.UniversalClient) error {
+		return g.remember(ctx, rdb, dropID, []string{field})
+	})
+	if asked && err == nil {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.held >= maxUnremembered {
+		g.overflowed = true
+		return
+	}
+	g.unremembered[dropID] = append(g.unremembered[dropID], field)
+	g.held++
+}
+
+// rememberWaiting tells Redis the keys that waited for it (Remember). lost
+// is true when some were dropped for want of room: every drop's keys must
+// then be restored from PostgreSQL.
+func (g *Gate) rememberWaiting(ctx context.Context) (lost bool, err error) {
+	if g == nil || g.link == nil {
+		return false, nil
+	}
+	g.mu.Lock()
+	waiting, lost := g.unremembered, g.overflowed
+	g.unremembered, g.held, g.overflowed = map[int64][]string{}, 0, false
+	g.mu.Unlock()
+	for dropID, fields := range waiting {
+		if err = g.remember(ctx, g.link.rdb, dropID, fields); err != nil {
+			break
+		}
+		delete(waiting, dropID)
+	}
+	if err != nil { // put back what Redis was not told, for the next recovery
+		g.mu.Lock()
+		for dropID, fields := range waiting {
+			g.unremembered[dropID] = append(g.unremembered[dropID], fields...)
+			g.held += len(fields)
+		}
+		g.overflowed = g.overflowed || lost
+		g.mu.Unlock()
+	}
+	return lost, err
+}
+
+// Missing carries the drops whose counter an admission found missing, each
+// at most every missingEvery, so the reconciler restores them at once.
+func (g *Gate) Missing() <-chan int64 {
+	if g == nil {
+		return nil
+	}
+	return g.missing
+}
+
+func (g *Gate) reportMissing(dropID int64) {
+	now := time.Now().UnixNano()
+	last, ok := g.missingAt.Load(dropID)
+	if ok && now-last.(int64) < int64(missingEvery) {
+		return
+	}
+	if ok && !g.missingAt.CompareAndSwap(dropID, last, now) {
+		return
+	}
+	if !ok {
+		if _, loaded := g.missingAt.LoadOrStore(dropID, now); loaded {
+			return
+		}
+	}
+	select {
+	case g.missing <- dropID:
+	default: // the reconciler is busy; the next admission reports it again
+		g.missingAt.Delete(dropID)
+	}
+}
+
+// Forget removes the drop's counter and known keys: for a drop that has
+// ended or was cancelled, PostgreSQL answers DROP_NOT_LIVE, or a key's order.
 func (g *Gate) Forget(ctx context.Context, dropID int64) {
+	if g == nil {
+		return
+	}
+	g.missingAt.Delete(dropID)
 	g.call(ctx, "forget", func(ctx context.Context, rdb redis.UniversalClient) error {
-		return rdb.Del(ctx, g.StockKey(dropID)).Err()
+		return rdb.Del(ctx, g.StockKey(dropID), g.KeysKey(dropID)).Err()
 	})
 }
 

@@ -22,6 +22,10 @@ var (
 		Name: "livedrops_gate_total",
 		Help: "Admission gate answers: admitted, sold_out, or bypass (PostgreSQL decides alone).",
 	}, []string{"result"})
+	gateRestores = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "livedrops_gate_restored_total",
+		Help: "Gate counters found missing (Redis lost them) and restored from PostgreSQL with their drop's idempotency keys.",
+	})
 	redisErrors = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "livedrops_gate_redis_errors_total",
 		Help: "Failed Redis calls of the admission gate and the order rate limit, by what was being done.",

@@ -75,7 +75,9 @@ func (s *Service) Gate() *Gate { return s.gate }
 // order, and what each may answer:
 //
 //  1. input: quantity 1..MaxQuantity, key 1..MaxKeyLength printable ASCII (BAD_USER_INPUT);
-//  2. the gate: SOLD_OUT without touching PostgreSQL when its counter is short;
+//  2. the gate: SOLD_OUT without touching PostgreSQL when its counter is short
+//     and it does not know the key (a key it knows goes on to PostgreSQL,
+//     and the gate knows every key PostgreSQL holds while it has a counter);
 //  3. the buyer's rate limit (RATE_LIMITED, with retryAfter seconds), which
 //     gives the gate back what it took;
 //  4. one PostgreSQL transaction (store.PlaceOrders), shared with the drop's
@@ -84,7 +86,8 @@ func (s *Service) Gate() *Gate { return s.gate }
 //     NOT_FOUND, DROP_NOT_LIVE (before start, after end, not LIVE),
 //     SOLD_OUT, BAD_USER_INPUT (more than the drop's per-user limit at once),
 //     LIMIT_EXCEEDED (more than it with what the buyer holds);
-//  5. whatever the gate took for an order that was not placed goes back.
+//  5. whatever the gate took for an order that was not placed goes back; a
+//     key the gate could not be told of (Redis unreachable) is told after.
 func (s *Service) PlaceOrder(ctx context.Context, buyerID, dropID int64, quantity int, idempotencyKey string) (o *domain.Order, err error) {
 	defer func() { countOutcome(err) }()
 	if err := checkPlace(quantity, idempotencyKey); err != nil {
@@ -132,6 +135,9 @@ func (s *Service) PlaceOrder(ctx context.Context, buyerID, dropID int64, quantit
 	if err != nil {
 		return nil, err
 	}
+	if admission == Blind || unsure {
+		s.gate.Remember(ctx, dropID, buyerID, idempotencyKey) // so the gate never answers this key SOLD_OUT
+	}
 	if placed.Existing {
 		if placed.Order.RequestHash != hash {
 			return nil, domain.Errorf(domain.IdempotencyKeyReused,
@@ -153,6 +159,7 @@ func (s *Service) undoAdmission(ctx context.Context, a Admission, dropID, buyerI
 	case Bypass:
 		s.gate.Refund(ctx, dropID, buyerID, key, 0) // the script remembered the key, and took nothing
 	}
+	// Blind: Redis was not asked, so there is nothing to undo.
 }
 
 // judge is the rule of admission, applied inside the order's transaction to
@@ -334,10 +341,16 @@ func (s *Service) OrderFor(ctx context.Context, viewerUserID, orderID int64) (*d
 	if err != nil {
 		return nil, err
 	}
-	if viewerUserID == 0 || (viewerUserID != o.BuyerID && viewerUserID != sellerUserID) {
+	if !MaySee(viewerUserID, o.BuyerID, sellerUserID) {
 		return nil, domain.Errorf(domain.Forbidden, "only the buyer and the seller can see this order")
 	}
 	return o, nil
+}
+
+// MaySee is who may see an order: its buyer and the creator selling it
+// (sellerUserID is the creator's user); nobody signed out (viewerUserID 0).
+func MaySee(viewerUserID, buyerID, sellerUserID int64) bool {
+	return viewerUserID != 0 && (viewerUserID == buyerID || viewerUserID == sellerUserID)
 }
 
 // OrdersOfBuyer returns a page of the buyer's orders, newest first. The caller

@@ -7,9 +7,8 @@ import (
 	"github.com/graph-gophers/dataloader/v7"
 
 	"livedrops/domain"
-	"livedrops/graph/model"
 	"livedrops/loaders"
-	"livedrops/store"
+	"livedrops/orders"
 )
 
 // maxNodes caps nodes(ids:).
@@ -50,16 +49,17 @@ func (r *Resolver) node(ctx context.Context, gid string) func() (domain.Node, er
 	case domain.TypeMedia:
 		return nodeOf(l.Media.Load(ctx, id))
 	case domain.TypeOrder:
+		v := domain.ViewerFrom(ctx)
+		if v == nil {
+			return func() (domain.Node, error) { return nil, nil }
+		}
+		load := l.Orders.Load(ctx, id)
 		return func() (domain.Node, error) {
-			v := domain.ViewerFrom(ctx)
-			if v == nil {
-				return nil, nil
+			o, err := load()
+			if err != nil || o == nil || !orders.MaySee(v.UserID, o.BuyerID, o.SellerUserID) {
+				return nil, err
 			}
-			o, err := r.OrderService.OrderFor(ctx, v.UserID, id)
-			if domain.ErrorCode(err) == domain.Forbidden || domain.ErrorCode(err) == domain.NotFound {
-				return nil, nil
-			}
-			return asNode(o, err)
+			return o.Order, nil
 		}
 	case domain.TypeNotification:
 		load := l.Notifications.Load(ctx, id)
@@ -101,18 +101,4 @@ func deref(s *string) string {
 		return ""
 	}
 	return *s
-}
-
-func creatorConnection(page store.Page[domain.Creator]) *model.CreatorConnection {
-	c := &model.CreatorConnection{}
-	c.Edges, c.PageInfo = connect(page, func(cur string, n *domain.Creator) *model.CreatorEdge {
-		return &model.CreatorEdge{Cursor: cur, Node: n}
-	})
-	return c
-}
-
-func dropConnection(page store.Page[domain.Drop]) *model.DropConnection {
-	c := &model.DropConnection{}
-	c.Edges, c.PageInfo = connect(page, func(cur string, n *domain.Drop) *model.DropEdge { return &model.DropEdge{Cursor: cur, Node: n} })
-	return c
 }

@@ -32,45 +32,15 @@ func (r *creatorResolver) ViewerFollows(ctx context.Context, obj *domain.Creator
 }
 
 func (r *creatorResolver) Followers(ctx context.Context, obj *domain.Creator, first *int, after *string, last *int, before *string) (*model.UserConnection, error) {
-	p, err := pageArgs(first, after, last, before)
-	if err != nil {
-		return nil, err
-	}
-	page, err := r.DB.Followers(ctx, obj.ID, p)
-	if err != nil {
-		return nil, err
-	}
-	c := &model.UserConnection{}
-	c.Edges, c.PageInfo = connect(page, func(cur string, n *domain.User) *model.UserEdge { return &model.UserEdge{Cursor: cur, Node: n} })
-	return c, nil
+	return userConnection(loadPage(ctx, loaders.For(ctx).CreatorFollowers, obj.ID, loaders.All{}, first, after, last, before))
 }
 
 func (r *creatorResolver) Products(ctx context.Context, obj *domain.Creator, first *int, after *string, last *int, before *string) (*model.ProductConnection, error) {
-	p, err := pageArgs(first, after, last, before)
-	if err != nil {
-		return nil, err
-	}
-	page, err := r.DB.ProductsByCreator(ctx, obj.ID, p)
-	if err != nil {
-		return nil, err
-	}
-	c := &model.ProductConnection{}
-	c.Edges, c.PageInfo = connect(page, func(cur string, n *domain.Product) *model.ProductEdge {
-		return &model.ProductEdge{Cursor: cur, Node: n}
-	})
-	return c, nil
+	return productConnection(loadPage(ctx, loaders.For(ctx).CreatorProducts, obj.ID, loaders.All{}, first, after, last, before))
 }
 
 func (r *creatorResolver) Drops(ctx context.Context, obj *domain.Creator, status *domain.DropStatus, first *int, after *string, last *int, before *string) (*model.DropConnection, error) {
-	p, err := pageArgs(first, after, last, before)
-	if err != nil {
-		return nil, err
-	}
-	page, err := r.DB.DropsByCreator(ctx, obj.ID, status, p)
-	if err != nil {
-		return nil, err
-	}
-	return dropConnection(page), nil
+	return dropConnection(loadPage(ctx, loaders.For(ctx).CreatorDrops, obj.ID, everyStatusOr(status), first, after, last, before))
 }
 
 func (r *dropResolver) ID(ctx context.Context, obj *domain.Drop) (string, error) {
@@ -305,15 +275,7 @@ func (r *productResolver) Media(ctx context.Context, obj *domain.Product) ([]*do
 }
 
 func (r *productResolver) Drops(ctx context.Context, obj *domain.Product, first *int, after *string, last *int, before *string) (*model.DropConnection, error) {
-	p, err := pageArgs(first, after, last, before)
-	if err != nil {
-		return nil, err
-	}
-	page, err := r.DB.DropsByProduct(ctx, obj.ID, p)
-	if err != nil {
-		return nil, err
-	}
-	return dropConnection(page), nil
+	return dropConnection(loadPage(ctx, loaders.For(ctx).ProductDrops, obj.ID, loaders.All{}, first, after, last, before))
 }
 
 func (r *queryResolver) Node(ctx context.Context, id string) (domain.Node, error) {
@@ -356,11 +318,7 @@ func (r *queryResolver) Creators(ctx context.Context, first *int, after *string,
 	if err != nil {
 		return nil, err
 	}
-	page, err := r.DB.Creators(ctx, p)
-	if err != nil {
-		return nil, err
-	}
-	return creatorConnection(page), nil
+	return creatorConnection(r.DB.Creators(ctx, p))
 }
 
 func (r *queryResolver) Product(ctx context.Context, id string) (*domain.Product, error) {
@@ -384,11 +342,7 @@ func (r *queryResolver) Drops(ctx context.Context, status *domain.DropStatus, fi
 	if err != nil {
 		return nil, err
 	}
-	page, err := r.DB.Drops(ctx, status, p)
-	if err != nil {
-		return nil, err
-	}
-	return dropConnection(page), nil
+	return dropConnection(r.DB.Drops(ctx, status, p))
 }
 
 func (r *queryResolver) LiveDrops(ctx context.Context, first *int, after *string) (*model.DropConnection, error) {
@@ -396,11 +350,7 @@ func (r *queryResolver) LiveDrops(ctx context.Context, first *int, after *string
 	if err != nil {
 		return nil, err
 	}
-	page, err := r.DB.LiveDrops(ctx, p)
-	if err != nil {
-		return nil, err
-	}
-	return dropConnection(page), nil
+	return dropConnection(r.DB.LiveDrops(ctx, p))
 }
 
 func (r *subscriptionResolver) DropUpdated(ctx context.Context, dropID string) (<-chan *live.DropUpdate, error) {
@@ -463,51 +413,22 @@ func (r *userResolver) Creator(ctx context.Context, obj *domain.User) (*domain.C
 }
 
 func (r *userResolver) Following(ctx context.Context, obj *domain.User, first *int, after *string, last *int, before *string) (*model.CreatorConnection, error) {
-	p, err := pageArgs(first, after, last, before)
-	if err != nil {
-		return nil, err
-	}
-	page, err := r.DB.Following(ctx, obj.ID, p)
-	if err != nil {
-		return nil, err
-	}
-	return creatorConnection(page), nil
+	return creatorConnection(loadPage(ctx, loaders.For(ctx).UserFollowing, obj.ID, loaders.All{}, first, after, last, before))
 }
 
 func (r *userResolver) Orders(ctx context.Context, obj *domain.User, first *int, after *string, last *int, before *string) (*model.OrderConnection, error) {
 	if v := domain.ViewerFrom(ctx); v == nil || v.UserID != obj.ID {
 		return nil, domain.Errorf(domain.Forbidden, "only the user can see their orders")
 	}
-	p, err := pageArgs(first, after, last, before)
-	if err != nil {
-		return nil, err
-	}
-	page, err := r.OrderService.OrdersOfBuyer(ctx, obj.ID, p)
-	if err != nil {
-		return nil, err
-	}
-	c := &model.OrderConnection{}
-	c.Edges, c.PageInfo = connect(page, func(cur string, n *domain.Order) *model.OrderEdge { return &model.OrderEdge{Cursor: cur, Node: n} })
-	return c, nil
+	return orderConnection(loadPage(ctx, loaders.For(ctx).UserOrders, obj.ID, loaders.All{}, first, after, last, before))
 }
 
 func (r *userResolver) Notifications(ctx context.Context, obj *domain.User, unreadFirst *bool, first *int, after *string, last *int, before *string) (*model.NotificationConnection, error) {
 	if v := domain.ViewerFrom(ctx); v == nil || v.UserID != obj.ID {
 		return nil, domain.Errorf(domain.Forbidden, "only the user can see their notifications")
 	}
-	p, err := pageArgs(first, after, last, before)
-	if err != nil {
-		return nil, err
-	}
-	page, err := r.DB.NotificationsOf(ctx, obj.ID, unreadFirst != nil && *unreadFirst, p)
-	if err != nil {
-		return nil, err
-	}
-	c := &model.NotificationConnection{}
-	c.Edges, c.PageInfo = connect(page, func(cur string, n *domain.Notification) *model.NotificationEdge {
-		return &model.NotificationEdge{Cursor: cur, Node: n}
-	})
-	return c, nil
+	return notificationConnection(loadPage(ctx, loaders.For(ctx).UserNotifications, obj.ID, unreadFirst != nil && *unreadFirst,
+		first, after, last, before))
 }
 
 func (r *Resolver) Creator() graph.CreatorResolver { return &creatorResolver{r} }

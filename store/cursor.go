@@ -1,11 +1,16 @@
 package store
 
 import (
+	"cmp"
+	"context"
 	"encoding/base64"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/lib/pq"
 
 	"livedrops/domain"
 )
@@ -189,4 +194,60 @@ func page[T any](rows []T, p PageArgs, key func(T) Cursor) Page[T] {
 		pg.HasPrev = p.After != nil
 	}
 	return pg
+}
+
+// lateral returns one keyset page of sel's rows as a subquery of pagesOf's
+// lateral join: sel is a SELECT … WHERE whose condition names parent.id, the
+// parent whose page it reads; p's parameters are numbered from next.
+func (k keyset) lateral(sel string, p PageArgs, next int) (string, []any) {
+	cond, order, limit, args := k.clause(p, next)
+	return fmt.Sprintf("(%s AND %s ORDER BY %s LIMIT %d)", sel, cond, order, limit), args
+}
+
+// pagesOf reads the page p of every parent's list in one statement: body is
+// the lateral subquery (one keyset.lateral, or several joined by UNION ALL)
+// with its parameters args numbered from $2; $1 is the parents' ids. parent
+// says whose a row is; key is its cursor, in the order of k. Every parent gets
+// a page, an empty one when it has no rows.
+func pagesOf[R any](ctx context.Context, db *DB, parents []int64, body string, args []any, k keyset, p PageArgs,
+	parent func(R) int64, key func(R) Cursor, attempt string) (map[int64]Page[R], error) {
+	ids := slices.Clone(parents)
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	out := make(map[int64]Page[R], len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	var rows []R
+	q := `SELECT x.* FROM unnest($1::bigint[]) AS parent(id) CROSS JOIN LATERAL (` + body + `) AS x`
+	if err := db.SelectContext(ctx, &rows, q, append([]any{pq.Array(ids)}, args...)...); err != nil {
+		return nil, mapError(err, "%s of %d parents", attempt, len(ids))
+	}
+	lists := make(map[int64][]R, len(ids))
+	for _, r := range rows {
+		lists[parent(r)] = append(lists[parent(r)], r)
+	}
+	// The order each page was read in: a join promises none across its rows.
+	sign := 1
+	if k.Desc != p.Back {
+		sign = -1
+	}
+	for _, id := range ids {
+		list := lists[id]
+		slices.SortFunc(list, func(a, b R) int { return sign * compareCursors(key(a), key(b)) })
+		// Of several runs, the page is the first Limit+1 rows of them all.
+		if len(list) > p.Limit+1 {
+			list = list[:p.Limit+1]
+		}
+		out[id] = page(list, p, key)
+	}
+	return out, nil
+}
+
+// compareCursors orders cursors by time, then id.
+func compareCursors(a, b Cursor) int {
+	if c := a.At.Compare(b.At); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.ID, b.ID)
 }

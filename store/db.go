@@ -5,10 +5,13 @@ package store
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/golang-migrate/migrate/v4"
@@ -115,6 +118,27 @@ func (db *DB) inTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
 		db.OnCommit(ctx, evs.([]domain.Event))
 	}
 	return nil
+}
+
+// Transient reports whether err is a failure a transaction may meet through
+// no fault of its own and a retry may not: a serialization failure, a
+// deadlock, or a lost connection. A connection lost at commit may have
+// committed, so only an idempotent transaction is retried on it.
+func Transient(err error) bool {
+	var pqErr *pq.Error
+	if errors.As(err, &pqErr) {
+		switch c := pqErr.Code; {
+		case c == "40001", c == "40P01": // serialization failure, deadlock
+			return true
+		case c.Class() == "08": // connection exception
+			return true
+		case c.Class() == "57" && c != "57014": // the server ended the session; 57014 is a cancel
+			return true
+		}
+		return false
+	}
+	return errors.Is(err, driver.ErrBadConn) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 // Constraint violations that are the client's doing, by constraint name.

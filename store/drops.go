@@ -363,16 +363,34 @@ func (db *DB) LiveDrops(ctx context.Context, p PageArgs) (Page[domain.Drop], err
 // DropsByCreator returns a page of a creator's drops, or of those of one
 // status, by start time.
 func (db *DB) DropsByCreator(ctx context.Context, creatorID int64, status *domain.DropStatus, p PageArgs) (Page[domain.Drop], error) {
-	filter, args := "creator_id = $1", []any{creatorID}
+	pages, err := db.DropsByCreators(ctx, []int64{creatorID}, status, p)
+	return pages[creatorID], err
+}
+
+// DropsByCreators returns the page p of each creator's drops, or of those of
+// one status, by start time, in one statement.
+func (db *DB) DropsByCreators(ctx context.Context, creatorIDs []int64, status *domain.DropStatus, p PageArgs) (map[int64]Page[domain.Drop], error) {
+	sel, args := `SELECT `+dropColumns+` FROM drops WHERE creator_id = parent.id`, []any{}
 	if status != nil {
-		filter, args = "creator_id = $1 AND status = $2", []any{creatorID, string(*status)}
+		sel, args = sel+` AND status = $2`, []any{string(*status)}
 	}
-	return db.dropPage(ctx, filter, args, byStart, dropCursor, p, "list drops of creator")
+	body, cargs := byStart.lateral(sel, p, len(args)+2)
+	return pagesOf(ctx, db, creatorIDs, body, append(args, cargs...), byStart, p,
+		func(d domain.Drop) int64 { return d.CreatorID }, dropCursor, "list drops of creators")
 }
 
 // DropsByProduct returns a page of a product's drops by start time.
 func (db *DB) DropsByProduct(ctx context.Context, productID int64, p PageArgs) (Page[domain.Drop], error) {
-	return db.dropPage(ctx, "product_id = $1", []any{productID}, byStart, dropCursor, p, "list drops of product")
+	pages, err := db.DropsByProducts(ctx, []int64{productID}, p)
+	return pages[productID], err
+}
+
+// DropsByProducts returns the page p of each product's drops by start time,
+// in one statement.
+func (db *DB) DropsByProducts(ctx context.Context, productIDs []int64, p PageArgs) (map[int64]Page[domain.Drop], error) {
+	body, args := byStart.lateral(`SELECT `+dropColumns+` FROM drops WHERE product_id = parent.id`, p, 2)
+	return pagesOf(ctx, db, productIDs, body, args, byStart, p,
+		func(d domain.Drop) int64 { return d.ProductID }, dropCursor, "list drops of products")
 }
 
 // dropPage reads one keyset page of the drops matching filter (whose
@@ -396,16 +414,31 @@ type GateStock struct {
 	Available int               `db:"available"`
 }
 
+// gateStocks selects the GateStock of every drop that can still sell.
+const gateStocks = `SELECT i.drop_id, d.status, i.available FROM inventory i
+	JOIN drops d ON d.id = i.drop_id WHERE d.status IN ('SCHEDULED', 'LIVE', 'SOLD_OUT')`
+
 // GateStocks returns, in drop id order after afterID, up to limit drops that
 // can still sell (SCHEDULED, LIVE, SOLD_OUT) with their available stock.
 func (db *DB) GateStocks(ctx context.Context, afterID int64, limit int) ([]GateStock, error) {
 	var out []GateStock
-	err := db.SelectContext(ctx, &out, `SELECT i.drop_id, d.status, i.available FROM inventory i
-		JOIN drops d ON d.id = i.drop_id
-		WHERE d.status IN ('SCHEDULED', 'LIVE', 'SOLD_OUT') AND i.drop_id > $1
-		ORDER BY i.drop_id LIMIT $2`, afterID, limit)
+	err := db.SelectContext(ctx, &out, gateStocks+` AND i.drop_id > $1 ORDER BY i.drop_id LIMIT $2`, afterID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: read gate stocks after drop #%d: %w", afterID, err)
 	}
 	return out, nil
+}
+
+// GateStockOf returns the drop's available stock as GateStocks does, or nil
+// when the drop cannot sell (or does not exist).
+func (db *DB) GateStockOf(ctx context.Context, dropID int64) (*GateStock, error) {
+	var out GateStock
+	err := db.GetContext(ctx, &out, gateStocks+` AND i.drop_id = $1`, dropID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: read gate stock of drop #%d: %w", dropID, err)
+	}
+	return &out, nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
 	"strconv"
 	"time"
 
@@ -101,45 +100,57 @@ func (db *DB) writeFollow(ctx context.Context, tx *sqlx.Tx, creatorID, followerI
 	return n == 1, nil
 }
 
-// followedUser is a follower with the time they followed, the sort key.
+// followedUser is a follower with the creator followed and the time they
+// followed, the sort key.
 type followedUser struct {
 	domain.User
+	CreatorID  int64     `db:"creator_id"`
 	FollowedAt time.Time `db:"followed_at"`
 }
 
-// followedCreator is a followed creator with the time of the follow.
+// followedCreator is a followed creator with its follower and the time of the follow.
 type followedCreator struct {
 	domain.Creator
+	FollowerID int64     `db:"follower_id"`
 	FollowedAt time.Time `db:"followed_at"`
 }
 
 // Followers pages through a creator's followers, newest follow first.
 func (db *DB) Followers(ctx context.Context, creatorID int64, p PageArgs) (Page[domain.User], error) {
-	cond, order, limit, args := keyset{At: "f.created_at", ID: "f.follower_id", Desc: true}.clause(p, 2)
-	q := fmt.Sprintf(`SELECT %s, f.created_at AS followed_at
-		FROM follows f JOIN users u ON u.id = f.follower_id
-		WHERE f.creator_id = $1 AND %s ORDER BY %s LIMIT %d`, userColumns, cond, order, limit)
-	var rows []followedUser
-	if err := db.SelectContext(ctx, &rows, q, append([]any{creatorID}, args...)...); err != nil {
-		return Page[domain.User]{}, mapError(err, "list followers of creator #%d", creatorID)
-	}
-	pg := page(rows, p, func(r followedUser) Cursor { return Cursor{At: r.FollowedAt, ID: r.ID} })
-	return pageOf(pg, func(r followedUser) domain.User { return r.User }), nil
+	pages, err := db.FollowersOf(ctx, []int64{creatorID}, p)
+	return pages[creatorID], err
+}
+
+// FollowersOf returns the page p of each creator's followers, newest follow
+// first, in one statement.
+func (db *DB) FollowersOf(ctx context.Context, creatorIDs []int64, p PageArgs) (map[int64]Page[domain.User], error) {
+	k := keyset{At: "f.created_at", ID: "f.follower_id", Desc: true}
+	body, args := k.lateral(`SELECT `+userColumns+`, f.creator_id, f.created_at AS followed_at
+		FROM follows f JOIN users u ON u.id = f.follower_id WHERE f.creator_id = parent.id`, p, 2)
+	pages, err := pagesOf(ctx, db, creatorIDs, body, args, k, p,
+		func(r followedUser) int64 { return r.CreatorID },
+		func(r followedUser) Cursor { return Cursor{At: r.FollowedAt, ID: r.ID} }, "list followers of creators")
+	return pagesOfEach(pages, err, func(r followedUser) domain.User { return r.User })
 }
 
 // Following pages through the creators a user follows, newest follow first.
 func (db *DB) Following(ctx context.Context, userID int64, p PageArgs) (Page[domain.Creator], error) {
-	cond, order, limit, args := keyset{At: "f.created_at", ID: "f.creator_id", Desc: true}.clause(p, 2)
-	q := fmt.Sprintf(`SELECT c.id, c.user_id, u.handle, c.display_name, c.bio, c.follower_count, c.created_at,
-			c.version, f.created_at AS followed_at
+	pages, err := db.FollowingOf(ctx, []int64{userID}, p)
+	return pages[userID], err
+}
+
+// FollowingOf returns the page p of the creators each user follows, newest
+// follow first, in one statement.
+func (db *DB) FollowingOf(ctx context.Context, userIDs []int64, p PageArgs) (map[int64]Page[domain.Creator], error) {
+	k := keyset{At: "f.created_at", ID: "f.creator_id", Desc: true}
+	body, args := k.lateral(`SELECT c.id, c.user_id, u.handle, c.display_name, c.bio, c.follower_count, c.created_at,
+			c.version, f.follower_id, f.created_at AS followed_at
 		FROM follows f JOIN creators c ON c.id = f.creator_id JOIN users u ON u.id = c.user_id
-		WHERE f.follower_id = $1 AND %s ORDER BY %s LIMIT %d`, cond, order, limit)
-	var rows []followedCreator
-	if err := db.SelectContext(ctx, &rows, q, append([]any{userID}, args...)...); err != nil {
-		return Page[domain.Creator]{}, mapError(err, "list creators followed by user #%d", userID)
-	}
-	pg := page(rows, p, func(r followedCreator) Cursor { return Cursor{At: r.FollowedAt, ID: r.ID} })
-	return pageOf(pg, func(r followedCreator) domain.Creator { return r.Creator }), nil
+		WHERE f.follower_id = parent.id`, p, 2)
+	pages, err := pagesOf(ctx, db, userIDs, body, args, k, p,
+		func(r followedCreator) int64 { return r.FollowerID },
+		func(r followedCreator) Cursor { return Cursor{At: r.FollowedAt, ID: r.ID} }, "list creators followed by users")
+	return pagesOfEach(pages, err, func(r followedCreator) domain.Creator { return r.Creator })
 }
 
 // FollowsOf reports, for each of creatorIDs, whether followerID follows it.
@@ -171,4 +182,16 @@ func pageOf[T, U any](pg Page[T], f func(T) U) Page[U] {
 		items[i] = f(it)
 	}
 	return Page[U]{Items: items, Cursors: pg.Cursors, HasNext: pg.HasNext, HasPrev: pg.HasPrev}
+}
+
+// pagesOfEach converts the items of every page of a batched read.
+func pagesOfEach[T, U any](pages map[int64]Page[T], err error, f func(T) U) (map[int64]Page[U], error) {
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[int64]Page[U], len(pages))
+	for id, pg := range pages {
+		out[id] = pageOf(pg, f)
+	}
+	return out, nil
 }

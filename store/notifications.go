@@ -2,7 +2,7 @@ package store
 
 import (
 	"context"
-	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -184,12 +184,20 @@ func unreadFirstCursor(n domain.Notification) Cursor {
 // ones. Reading an item while paging may move it to the other run, so it can
 // show up twice or not at all in that walk; the cursors stay valid.
 func (db *DB) NotificationsOf(ctx context.Context, userID int64, unreadFirst bool, p PageArgs) (Page[domain.Notification], error) {
+	pages, err := db.NotificationsOfUsers(ctx, []int64{userID}, unreadFirst, p)
+	return pages[userID], err
+}
+
+// NotificationsOfUsers returns the page p of each user's notifications, in
+// NotificationsOf's order, in one statement. Callers make sure the viewer may
+// see them.
+func (db *DB) NotificationsOfUsers(ctx context.Context, userIDs []int64, unreadFirst bool, p PageArgs) (map[int64]Page[domain.Notification], error) {
+	const sel = `SELECT ` + notificationColumns + ` FROM notifications WHERE user_id = parent.id`
+	owner := func(n domain.Notification) int64 { return n.UserID }
+	const attempt = "list notifications of users"
 	if !unreadFirst {
-		rows, err := db.notificationRows(ctx, userID, "TRUE", p)
-		if err != nil {
-			return Page[domain.Notification]{}, err
-		}
-		return page(rows, p, notificationCursor), nil
+		body, args := notificationsNewestFirst.lateral(sel, p, 2)
+		return pagesOf(ctx, db, userIDs, body, args, notificationsNewestFirst, p, owner, notificationCursor, attempt)
 	}
 
 	// Each run is read with its own (created_at, id) bounds: a cursor in the
@@ -212,25 +220,22 @@ func (db *DB) NotificationsOf(ctx context.Context, userID int64, unreadFirst boo
 			unread.before = c
 		}
 	}
-	runs := []notificationRun{unread, read}
-	if p.Back {
-		runs = []notificationRun{read, unread}
-	}
-	// Like clause, one more row than the page to know whether there are more.
-	want := p.Limit + 1
-	var rows []domain.Notification
-	for _, r := range runs {
-		if r.skip || len(rows) >= want {
+	// Both runs are read in full pages; pagesOf sorts them by unreadFirstCursor
+	// (unread before read) and keeps the page's worth.
+	bodies, args := []string{}, []any{}
+	for _, r := range []notificationRun{unread, read} {
+		if r.skip {
 			continue
 		}
-		got, err := db.notificationRows(ctx, userID, r.filter,
-			PageArgs{Limit: want - len(rows) - 1, Back: p.Back, After: r.after, Before: r.before})
-		if err != nil {
-			return Page[domain.Notification]{}, err
-		}
-		rows = append(rows, got...)
+		body, rargs := notificationsNewestFirst.lateral(sel+` AND `+r.filter,
+			PageArgs{Limit: p.Limit, Back: p.Back, After: r.after, Before: r.before}, len(args)+2)
+		bodies, args = append(bodies, body), append(args, rargs...)
 	}
-	return page(rows, p, unreadFirstCursor), nil
+	if len(bodies) == 0 {
+		bodies = []string{sel + ` AND FALSE`} // after a read cursor and before an unread one: nothing
+	}
+	return pagesOf(ctx, db, userIDs, strings.Join(bodies, " UNION ALL "), args, notificationsNewestFirst, p,
+		owner, unreadFirstCursor, attempt)
 }
 
 // notificationRun is one of the two runs of the unread-first order.
@@ -238,15 +243,4 @@ type notificationRun struct {
 	filter        string
 	after, before *Cursor
 	skip          bool
-}
-
-// notificationRows reads the user's notifications matching filter within p's
-// bounds, newest first (oldest first when p.Back), one more than p.Limit.
-func (db *DB) notificationRows(ctx context.Context, userID int64, filter string, p PageArgs) ([]domain.Notification, error) {
-	cond, order, limit, args := notificationsNewestFirst.clause(p, 2)
-	var rows []domain.Notification
-	err := db.SelectContext(ctx, &rows, `SELECT `+notificationColumns+` FROM notifications
-		WHERE user_id = $1 AND `+filter+` AND `+cond+` ORDER BY `+order+` LIMIT `+strconv.Itoa(limit),
-		append([]any{userID}, args...)...)
-	return rows, mapError(err, "list notifications of user #%d", userID)
 }

@@ -449,6 +449,29 @@ func (db *DB) OrderByKey(ctx context.Context, buyerID int64, key string) (*domai
 	return orderByKey(ctx, db, buyerID, key)
 }
 
+// HeldKey is an idempotency key that holds an order, with the order's place
+// in its drop's keyset (created_at, id).
+type HeldKey struct {
+	BuyerID   int64     `db:"buyer_id"`
+	Key       string    `db:"idempotency_key"`
+	CreatedAt time.Time `db:"created_at"`
+	OrderID   int64     `db:"id"`
+}
+
+// HeldKeys returns up to limit keys of the drop's orders, whatever their
+// status, in keyset order after the key after (nil: from the first).
+func (db *DB) HeldKeys(ctx context.Context, dropID int64, after *HeldKey, limit int) ([]HeldKey, error) {
+	var at time.Time
+	var id int64
+	if after != nil {
+		at, id = after.CreatedAt, after.OrderID
+	}
+	var out []HeldKey
+	err := db.SelectContext(ctx, &out, `SELECT buyer_id, idempotency_key, created_at, id FROM orders
+		WHERE drop_id = $1 AND (created_at, id) > ($2, $3) ORDER BY created_at, id LIMIT $4`, dropID, at, id, limit)
+	return out, mapError(err, "read idempotency keys of drop #%d", dropID)
+}
+
 // OrdersByIDs returns the orders with the given ids, in no particular order;
 // ids that match nothing are left out.
 func (db *DB) OrdersByIDs(ctx context.Context, ids []int64) ([]domain.Order, error) {
@@ -460,38 +483,57 @@ func (db *DB) OrdersByIDs(ctx context.Context, ids []int64) ([]domain.Order, err
 	return out, mapError(err, "read %d orders by id", len(ids))
 }
 
-// OrderParties returns the order and the user id of the creator selling it:
-// the two people who may see it. NOT_FOUND when there is no such order.
+// OrderWithSeller is an order with the user id of the creator selling it:
+// with its buyer, the two people who may see it.
+type OrderWithSeller struct {
+	domain.Order
+	SellerUserID int64 `db:"seller_user_id"`
+}
+
+// OrderParties returns the order and the user id of the creator selling it.
+// NOT_FOUND when there is no such order.
 func (db *DB) OrderParties(ctx context.Context, orderID int64) (*domain.Order, int64, error) {
-	var row struct {
-		domain.Order
-		SellerUserID int64 `db:"seller_user_id"`
+	found, err := db.OrdersWithSellers(ctx, []int64{orderID})
+	if err != nil {
+		return nil, 0, err
 	}
-	err := db.GetContext(ctx, &row, `SELECT o.id, o.drop_id, o.buyer_id, o.quantity, o.total_cents, o.currency,
+	if len(found) == 0 {
+		return nil, 0, domain.Errorf(domain.NotFound, "order not found")
+	}
+	return &found[0].Order, found[0].SellerUserID, nil
+}
+
+// OrdersWithSellers returns the orders with the given ids and their sellers,
+// in no particular order; ids that match nothing are left out.
+func (db *DB) OrdersWithSellers(ctx context.Context, ids []int64) ([]OrderWithSeller, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	var out []OrderWithSeller
+	err := db.SelectContext(ctx, &out, `SELECT o.id, o.drop_id, o.buyer_id, o.quantity, o.total_cents, o.currency,
 			o.status, o.idempotency_key, o.request_hash, o.created_at, o.updated_at, o.expires_at,
 			c.user_id AS seller_user_id
 		FROM orders o JOIN drops d ON d.id = o.drop_id JOIN creators c ON c.id = d.creator_id
-		WHERE o.id = $1`, orderID)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, 0, domain.Errorf(domain.NotFound, "order not found")
-	}
-	if err != nil {
-		return nil, 0, mapError(err, "read order #%d", orderID)
-	}
-	return &row.Order, row.SellerUserID, nil
+		WHERE o.id = ANY($1)`, pq.Array(ids))
+	return out, mapError(err, "read %d orders with their sellers", len(ids))
 }
 
 // OrdersOfBuyer returns a page of the buyer's orders, newest first.
 func (db *DB) OrdersOfBuyer(ctx context.Context, buyerID int64, p PageArgs) (Page[domain.Order], error) {
-	cond, order, limit, args := keyset{At: "created_at", ID: "id", Desc: true}.clause(p, 2)
-	var rows []domain.Order
-	err := db.SelectContext(ctx, &rows, `SELECT `+orderColumns+` FROM orders
-		WHERE buyer_id = $1 AND `+cond+` ORDER BY `+order+` LIMIT `+strconv.Itoa(limit),
-		append([]any{buyerID}, args...)...)
-	if err != nil {
-		return Page[domain.Order]{}, mapError(err, "list orders of buyer #%d", buyerID)
-	}
-	return page(rows, p, func(o domain.Order) Cursor { return Cursor{At: o.CreatedAt, ID: o.ID} }), nil
+	pages, err := db.OrdersOfBuyers(ctx, []int64{buyerID}, p)
+	return pages[buyerID], err
+}
+
+// ordersNewestFirst is the order of a buyer's orders.
+var ordersNewestFirst = keyset{At: "created_at", ID: "id", Desc: true}
+
+// OrdersOfBuyers returns the page p of each buyer's orders, newest first, in
+// one statement. Callers make sure the viewer may see them.
+func (db *DB) OrdersOfBuyers(ctx context.Context, buyerIDs []int64, p PageArgs) (map[int64]Page[domain.Order], error) {
+	body, args := ordersNewestFirst.lateral(`SELECT `+orderColumns+` FROM orders WHERE buyer_id = parent.id`, p, 2)
+	return pagesOf(ctx, db, buyerIDs, body, args, ordersNewestFirst, p,
+		func(o domain.Order) int64 { return o.BuyerID },
+		func(o domain.Order) Cursor { return Cursor{At: o.CreatedAt, ID: o.ID} }, "list orders of buyers")
 }
 
 // StockReturn is stock an order gave back to its drop: the admission gate

@@ -90,15 +90,20 @@ func (db *DB) ProductsByIDs(ctx context.Context, ids []int64) ([]domain.Product,
 
 // ProductsByCreator returns a page of a creator's products, newest first.
 func (db *DB) ProductsByCreator(ctx context.Context, creatorID int64, p PageArgs) (Page[domain.Product], error) {
-	cond, order, limit, args := keyset{At: "created_at", ID: "id", Desc: true}.clause(p, 2)
-	var rows []domain.Product
-	err := db.SelectContext(ctx, &rows, `SELECT `+productColumns+` FROM products
-		WHERE creator_id = $1 AND `+cond+` ORDER BY `+order+` LIMIT `+strconv.Itoa(limit),
-		append([]any{creatorID}, args...)...)
-	if err != nil {
-		return Page[domain.Product]{}, mapError(err, "list products of creator #%d", creatorID)
-	}
-	return page(rows, p, func(r domain.Product) Cursor { return Cursor{At: r.CreatedAt, ID: r.ID} }), nil
+	pages, err := db.ProductsByCreators(ctx, []int64{creatorID}, p)
+	return pages[creatorID], err
+}
+
+// productsNewestFirst is the order of a creator's products.
+var productsNewestFirst = keyset{At: "created_at", ID: "id", Desc: true}
+
+// ProductsByCreators returns the page p of each creator's products, newest
+// first, in one statement.
+func (db *DB) ProductsByCreators(ctx context.Context, creatorIDs []int64, p PageArgs) (map[int64]Page[domain.Product], error) {
+	body, args := productsNewestFirst.lateral(`SELECT `+productColumns+` FROM products WHERE creator_id = parent.id`, p, 2)
+	return pagesOf(ctx, db, creatorIDs, body, args, productsNewestFirst, p,
+		func(r domain.Product) int64 { return r.CreatorID },
+		func(r domain.Product) Cursor { return Cursor{At: r.CreatedAt, ID: r.ID} }, "list products of creators")
 }
 
 // productChanged bumps the product's version and writes the ProductUpdated

@@ -194,11 +194,7 @@ func (b *bench) setup(ctx context.Context) error {
 	if b.box, err = sandbox.New(ctx, sandbox.ServicesFromEnv()); err != nil {
 		return err
 	}
-	if b.db, err = store.Open(ctx, b.box.DatabaseURL); err != nil {
-		return err
-	}
-	b.db.SetMaxOpenConns(4)
-	if err := b.db.Migrate(); err != nil {
+	if b.db, err = b.box.OpenMigrated(ctx, 4); err != nil {
 		return err
 	}
 	if b.buyers, err = b.box.AddBuyers(ctx, b.db.DB.DB, b.o.buyers); err != nil {

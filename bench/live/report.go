@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"livedrops/bench/internal/measure"
+	"livedrops/bench/internal/rig"
 )
 
 func (b *bench) header() {
@@ -15,10 +16,8 @@ func (b *bench) header() {
 	b.printf("live updates benchmark (make bench-live)\n")
 	b.printf("machine    %d CPU cores shared by everything: the server, this load process (subscribers and buyers),\n", runtime.NumCPU())
 	b.printf("           PostgreSQL, Redis, the Kafka broker and the S3 server. Figures are this machine's, not a capacity claim.\n")
-	if load, err := os.ReadFile("/proc/loadavg"); err == nil {
-		if f := strings.Fields(string(load)); len(f) >= 3 {
-			b.printf("           load average before the run %s %s %s (1/5/15 min)\n", f[0], f[1], f[2])
-		}
+	if load := rig.LoadAverage(); load != "" {
+		b.printf("           load average before the run %s (1/5/15 min)\n", load)
 	}
 	b.printf("load       %d WebSocket subscribers (graphql-transport-ws, dropUpdated: status and stock) on one LIVE drop\n", o.subscribers)
 	b.printf("           of %d units, anonymous, from this process; then %d buyers order one unit each over %d keep-alive\n", o.stock, o.buyers, o.conns)

@@ -226,11 +226,8 @@ func (b *bench) header() {
 	b.printf("orders stampede benchmark (make bench-orders)\n")
 	b.printf("machine    %d CPU cores shared by everything: the server, this load generator, PostgreSQL, Redis,\n", runtime.NumCPU())
 	b.printf("           the Kafka broker and the S3 server. Figures are this machine's, not a capacity claim.\n")
-	if load, err := os.ReadFile("/proc/loadavg"); err == nil {
-		f := strings.Fields(string(load))
-		if len(f) >= 3 {
-			b.printf("           load average before the run %s %s %s (1/5/15 min): other work on the machine lowers every figure\n", f[0], f[1], f[2])
-		}
+	if load := rig.LoadAverage(); load != "" {
+		b.printf("           load average before the run %s (1/5/15 min): other work on the machine lowers every figure\n", load)
 	}
 	b.printf("load       %d buyers at one LIVE drop of %d units (per-user limit %d, quantity 1 each); %d%% of buyers\n",
 		o.buyers, o.stock, o.perUserLimit, o.retryPercent)

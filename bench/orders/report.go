@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"sort"
 	"strings"
 	"time"
 
@@ -45,7 +44,7 @@ func (f roundFigures) Duplicates() int { return max(f.Ledger.Duplicates(), f.Ret
 func (f roundFigures) Problems() []string {
 	var p []string
 	if n := f.FailedCount(); n > 0 {
-		p = append(p, fmt.Sprintf("%d answers neither an order nor SOLD_OUT: %s", n, failures(f.Failures)))
+		p = append(p, fmt.Sprintf("%d answers neither an order nor SOLD_OUT: %s", n, measure.Causes(f.Failures, 5)))
 	}
 	if !f.Ledger.Balanced() {
 		p = append(p, "inventory does not balance")
@@ -60,23 +59,6 @@ func (f roundFigures) Problems() []string {
 		p = append(p, fmt.Sprintf("%d orders in PostgreSQL were never answered to their buyer", f.Unanswered))
 	}
 	return p
-}
-
-func failures(m map[string]int) string {
-	codes := make([]string, 0, len(m))
-	for c := range m {
-		codes = append(codes, c)
-	}
-	sort.Slice(codes, func(i, j int) bool { return m[codes[i]] > m[codes[j]] })
-	parts := make([]string, 0, len(codes))
-	for i, c := range codes {
-		if i == 5 {
-			parts = append(parts, fmt.Sprintf("and %d more kinds", len(codes)-5))
-			break
-		}
-		parts = append(parts, fmt.Sprintf("%dx %s", m[c], c))
-	}
-	return strings.Join(parts, ", ")
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1f", measure.Millis(d)) }

@@ -40,33 +40,43 @@ func FreeAddr() (string, error) {
 // answers 200. A server that exits or is not ready within timeout is an
 // error carrying the end of its log.
 func Start(ctx context.Context, bin, addr string, env []string, logPath string, timeout time.Duration) (*Server, error) {
+	return start(ctx, exec.Command(bin), addr, env, logPath, timeout, "/readyz", func(status int) bool { return status == http.StatusOK })
+}
+
+// StartProgram is Start for another program than ours, run with args: it is
+// ready once it answers anything over HTTP at addr.
+func StartProgram(ctx context.Context, bin string, args []string, addr string, env []string, logPath string, timeout time.Duration) (*Server, error) {
+	return start(ctx, exec.Command(bin, args...), addr, env, logPath, timeout, "/", func(int) bool { return true })
+}
+
+func start(ctx context.Context, cmd *exec.Cmd, addr string, env []string, logPath string, timeout time.Duration,
+	readyPath string, ready func(status int) bool) (*Server, error) {
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("serverproc: open log %s: %w", logPath, err)
 	}
 	defer logFile.Close() // the child keeps its own descriptor
-	cmd := exec.Command(bin)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	// Its own process group, so a Ctrl-C meant for the benchmark reaches the
 	// server only through Stop, in order.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("serverproc: start %s: %w", bin, err)
+		return nil, fmt.Errorf("serverproc: start %s: %w", cmd.Path, err)
 	}
 	s := &Server{URL: "http://" + addr, LogPath: logPath, cmd: cmd, exited: make(chan struct{})}
 	go func() {
 		s.waitErr = cmd.Wait()
 		close(s.exited)
 	}()
-	if err := s.waitReady(ctx, timeout); err != nil {
+	if err := s.waitReady(ctx, timeout, readyPath, ready); err != nil {
 		_ = s.Stop(5 * time.Second)
 		return nil, fmt.Errorf("%w\n--- end of %s ---\n%s", err, logPath, tail(logPath, 30))
 	}
 	return s, nil
 }
 
-func (s *Server) waitReady(ctx context.Context, timeout time.Duration) error {
+func (s *Server) waitReady(ctx context.Context, timeout time.Duration, path string, ready func(status int) bool) error {
 	deadline := time.Now().Add(timeout)
 	client := &http.Client{Timeout: 2 * time.Second}
 	for {
@@ -77,15 +87,15 @@ func (s *Server) waitReady(ctx context.Context, timeout time.Duration) error {
 			return fmt.Errorf("serverproc: wait for readiness: %w", ctx.Err())
 		default:
 		}
-		resp, err := client.Get(s.URL + "/readyz")
+		resp, err := client.Get(s.URL + path)
 		if err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+			if ready(resp.StatusCode) {
 				return nil
 			}
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("serverproc: %s/readyz not 200 within %s (last: %v)", s.URL, timeout, describe(resp, err))
+			return fmt.Errorf("serverproc: %s%s not ready within %s (last: %v)", s.URL, path, timeout, describe(resp, err))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -27,6 +27,15 @@ func TestMain(m *testing.M) {
 		<-ctx.Done()
 		srv.Shutdown(context.Background())
 		os.Exit(0)
+	case "args":
+		// Another program: its address in its arguments, no /readyz.
+		srv := &http.Server{Addr: os.Args[len(os.Args)-1], Handler: http.NotFoundHandler()}
+		go srv.ListenAndServe()
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+		defer stop()
+		<-ctx.Done()
+		srv.Shutdown(context.Background())
+		os.Exit(0)
 	case "die":
 		os.Stderr.WriteString("config: DATABASE_URL: not a URL\n")
 		os.Exit(1)
@@ -87,5 +96,21 @@ func TestKillEndsAServerAtOnce(t *testing.T) {
 	s.Kill() // a second Kill finds it ended and returns
 	if err := s.Stop(time.Second); err == nil || !strings.Contains(err.Error(), "already exited") {
 		t.Fatalf("Stop after Kill: %v", err)
+	}
+}
+
+// A program of another kind is ready once it answers at all, whatever the status.
+func TestStartProgramTakesArgs(t *testing.T) {
+	addr, err := FreeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := StartProgram(context.Background(), os.Args[0], []string{"-test.run=^$", addr}, addr,
+		[]string{"SERVERPROC_CHILD=args"}, filepath.Join(t.TempDir(), "program.log"), 20*time.Second)
+	if err != nil {
+		t.Fatalf("StartProgram: %v", err)
+	}
+	if err := s.Stop(10 * time.Second); err != nil {
+		t.Fatalf("Stop: %v", err)
 	}
 }

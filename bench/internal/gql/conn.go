@@ -89,14 +89,24 @@ func (c *Conn) Do(ctx context.Context, token, query string, vars any, out any) e
 	if err != nil {
 		return err
 	}
-	req, err := newRequest(ctx, c.url.String(), token, body)
+	status, raw, err := c.Post(ctx, token, body)
 	if err != nil {
 		return err
+	}
+	return decodeAnswer(status, raw, out)
+}
+
+// Post sends an encoded request body as Do does and returns the answer's
+// HTTP status and bytes as they came, for a caller that judges them itself.
+func (c *Conn) Post(ctx context.Context, token string, body []byte) (int, []byte, error) {
+	req, err := newRequest(ctx, c.url.String(), token, body)
+	if err != nil {
+		return 0, nil, err
 	}
 	if c.conn == nil || (time.Since(c.used) > idleCheck && c.idleClosed()) {
 		c.Close()
 		if err := c.dial(ctx); err != nil {
-			return err
+			return 0, nil, err
 		}
 	}
 	if d, ok := ctx.Deadline(); ok {
@@ -109,10 +119,10 @@ func (c *Conn) Do(ctx context.Context, token, query string, vars any, out any) e
 		c.Close()
 	}
 	if err != nil {
-		return err
+		return 0, nil, err
 	}
 	c.used = time.Now()
-	return decodeAnswer(status, raw, out)
+	return status, raw, nil
 }
 
 // roundTrip writes req and reads its answer; keep is false when the server

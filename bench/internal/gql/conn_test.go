@@ -64,3 +64,21 @@ func TestConnReusesItsConnectionAndReopensAClosedOne(t *testing.T) {
 		t.Fatal("Dial took an https URL")
 	}
 }
+
+// Post hands back the answer's status and bytes untouched, errors included.
+func TestConnPostReturnsTheAnswerAsSent(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusTeapot)
+		w.Write([]byte(`{"errors":[{"message":"no"}]}`))
+	}))
+	defer srv.Close()
+	c, err := Dial(context.Background(), srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	status, raw, err := c.Post(context.Background(), "", []byte(`{"query":"{ x }"}`))
+	if err != nil || status != http.StatusTeapot || string(raw) != `{"errors":[{"message":"no"}]}` {
+		t.Fatalf("Post = %d %q %v", status, raw, err)
+	}
+}

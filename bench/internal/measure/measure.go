@@ -4,8 +4,10 @@
 package measure
 
 import (
+	"fmt"
 	"math"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -168,3 +170,22 @@ func Median(xs []float64) float64 {
 
 // Millis is d in milliseconds, fractional.
 func Millis(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// Causes lists failures counted by cause, the most frequent first, at most
+// most of them: "3x SQLSTATE 40001, 1x INTERNAL".
+func Causes(m map[string]int, most int) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return m[keys[i]] > m[keys[j]] || (m[keys[i]] == m[keys[j]] && keys[i] < keys[j]) })
+	parts := make([]string, 0, len(keys))
+	for i, k := range keys {
+		if i == most {
+			parts = append(parts, fmt.Sprintf("and %d more kinds", len(keys)-most))
+			break
+		}
+		parts = append(parts, fmt.Sprintf("%dx %s", m[k], k))
+	}
+	return strings.Join(parts, ", ")
+}

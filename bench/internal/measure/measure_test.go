@@ -120,3 +120,13 @@ func TestTally(t *testing.T) {
 		t.Errorf("Tally(nil) = %+v", z)
 	}
 }
+
+func TestCauses(t *testing.T) {
+	m := map[string]int{"INTERNAL": 1, "SQLSTATE 40001": 3, "b": 2, "a": 2}
+	if got, want := Causes(m, 3), "3x SQLSTATE 40001, 2x a, 2x b, and 1 more kinds"; got != want {
+		t.Errorf("Causes = %q, want %q", got, want)
+	}
+	if got := Causes(nil, 3); got != "" {
+		t.Errorf("Causes(nil) = %q", got)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -53,10 +54,10 @@ func (s Server) CheckBin() error {
 	return nil
 }
 
-// Start runs the server on a free loopback port with box's services, its log
-// in LogDir/<sandbox>.server.log and its data under LogDir/<sandbox>, and
-// returns once it is ready.
-func (s Server) Start(ctx context.Context, box *sandbox.Sandbox) (*serverproc.Server, error) {
+// Start runs the server on a free loopback port with box's services and
+// extra variables (NAME=value), its log in LogDir/<sandbox>.server.log and its
+// data under LogDir/<sandbox>, and returns once it is ready.
+func (s Server) Start(ctx context.Context, box *sandbox.Sandbox, extra ...string) (*serverproc.Server, error) {
 	if err := os.MkdirAll(s.LogDir, 0o755); err != nil {
 		return nil, fmt.Errorf("create log directory: %w", err)
 	}
@@ -69,6 +70,7 @@ func (s Server) Start(ctx context.Context, box *sandbox.Sandbox) (*serverproc.Se
 		"LOG_LEVEL="+s.LogLevel,
 		"DATA_DIR="+filepath.Join(s.LogDir, box.Name),
 	)
+	env = append(env, extra...)
 	logPath := filepath.Join(s.LogDir, box.Name+".server.log")
 	return serverproc.Start(ctx, s.Bin, addr, env, logPath, readyWithin)
 }
@@ -108,4 +110,18 @@ func Exit(ctx context.Context, name string, stderr io.Writer, run func(context.C
 		return 1
 	}
 	return verdict()
+}
+
+// LoadAverage is the machine's load average over 1, 5 and 15 minutes as
+// /proc/loadavg gives it ("0.52 0.41 0.30"), "" when it cannot be read.
+func LoadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
 }

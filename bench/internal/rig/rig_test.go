@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -126,5 +127,11 @@ func TestExit(t *testing.T) {
 		if tt.stderrNone && stderr.Len() > 0 || !strings.Contains(stderr.String(), tt.stderrHas) {
 			t.Errorf("%s: stderr %q", tt.name, stderr.String())
 		}
+	}
+}
+
+func TestLoadAverage(t *testing.T) {
+	if got := LoadAverage(); !regexp.MustCompile(`^[\d.]+ [\d.]+ [\d.]+$`).MatchString(got) {
+		t.Errorf("LoadAverage = %q, want three figures", got)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"livedrops/internal/testenv"
+	"livedrops/store"
 )
 
 // Services are the addresses of the shared real services.
@@ -90,6 +91,22 @@ func New(ctx context.Context, svc Services) (*Sandbox, error) {
 	u.Path = "/" + name
 	s.DatabaseURL = u.String()
 	return s, nil
+}
+
+// OpenMigrated opens a pool of at most conns connections to the sandbox's
+// database and applies the migrations, for a benchmark that writes its
+// fixtures before any server starts.
+func (s *Sandbox) OpenMigrated(ctx context.Context, conns int) (*store.DB, error) {
+	db, err := store.Open(ctx, s.DatabaseURL)
+	if err != nil {
+		return nil, err
+	}
+	db.SetMaxOpenConns(conns)
+	if err := db.Migrate(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
 }
 
 // ServerEnv is the environment a server needs to run on the sandbox: the real

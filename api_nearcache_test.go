@@ -5,7 +5,6 @@ package main
 // with both caches warm.
 
 import (
-	"context"
 	"fmt"
 	"strconv"
 	"testing"
@@ -13,7 +12,6 @@ import (
 
 	"livedrops/config"
 	"livedrops/internal/testenv"
-	"livedrops/store"
 )
 
 // freshWithin bounds how long a change on one instance takes to show in
@@ -61,13 +59,7 @@ func TestScaleOutReadsStayFresh(t *testing.T) {
 	servers := startServers(t, bin, cfg, "A", "B")
 	a, b := servers[0], servers[1]
 	t.Cleanup(func() { stopServers(t, a, b) })
-	db, err := store.Open(context.Background(), cfg.DatabaseURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db.SetMaxOpenConns(2)
-	t.Cleanup(func() { db.Close() })
-	a.DB, b.DB = db, db
+	shareDB(t, cfg, 2, a, b)
 
 	creatorToken, creatorID := a.makeCreator(t)
 	productID := a.createProduct(t, creatorToken, "Original")

@@ -41,6 +41,7 @@ import (
 	"livedrops/payments"
 	"livedrops/resolvers"
 	"livedrops/respcache"
+	"livedrops/retention"
 	"livedrops/seed"
 	"livedrops/store"
 	"livedrops/web"
@@ -204,6 +205,7 @@ func NewApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (app *App
 	}
 	tokens := auth.NewTokens([]byte(cfg.JWTSecret), cfg.JWTTTL, time.Now)
 	gate := orders.NewGate(app.Redis, cfg.RedisPrefix)
+	gate.Retention = cfg.RetainGateKeys
 	app.closers = append(app.closers, gate.Close) // the gate has a Redis client of its own
 	provider := payments.NewSimulated()
 	orderSvc := orders.New(app.DB, gate, provider, app.Redis, cfg)
@@ -234,6 +236,7 @@ func NewApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (app *App
 		drops.NewScheduler(app.DB, dropSvc, log).Run,
 		orders.NewSweeper(app.DB, orderSvc, log).Run,
 		orders.NewReconciler(app.DB, gate, log).Run,
+		newPruner(app.DB, cfg, log).Run,
 	)
 
 	ping := func(name string, fn func(context.Context) error) httpapi.Check {
@@ -277,6 +280,19 @@ func NewApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (app *App
 		},
 	})
 	return app, nil
+}
+
+// newPruner applies each table's retention from cfg.
+func newPruner(db *store.DB, cfg *config.Config, log *slog.Logger) *retention.Pruner {
+	p := retention.NewPruner(db, []retention.Rule{
+		{Family: store.PrunedOutbox, Keep: cfg.RetainOutbox},
+		{Family: store.PrunedConsumedEvents, Keep: cfg.RetainConsumedEvents},
+		{Family: store.PrunedPaymentEvents, Keep: cfg.RetainPaymentEvents},
+		{Family: store.PrunedAuditLog, Keep: cfg.RetainAuditLog},
+		{Family: store.PrunedDeadLetters, Keep: cfg.RetainDeadLetters},
+	}, log)
+	p.Interval, p.Batch = cfg.PruneInterval, cfg.PruneBatch
+	return p
 }
 
 // responseEvicter is c as the internal API's evicter; nil (no cache) stays nil.
@@ -492,8 +508,10 @@ func (a *App) startLive(kv *cache.Cache, near *cache.Near, responses *respcache.
 	return hub, nil
 }
 
-// addConsumer runs c with the workers and closes it on Close.
+// addConsumer runs c with the workers, keeping its poison messages in
+// dead_letters, and closes it on Close.
 func (a *App) addConsumer(c *events.Consumer) {
+	c.DeadLetters = a.DB
 	a.workers = append(a.workers, c.Run)
 	a.closers = append(a.closers, func() error { c.Close(); return nil })
 }

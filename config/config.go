@@ -54,6 +54,17 @@ type Config struct {
 	ReadCache          string `env:"READ_CACHE" envDefault:"on"`
 	NearCacheBytes     int64  `env:"NEAR_CACHE_BYTES" envDefault:"67108864"`
 	ResponseCacheBytes int    `env:"RESPONSE_CACHE_BYTES" envDefault:"33554432"`
+	// Retention of each pruned table; 0 keeps its rows forever.
+	RetainOutbox         time.Duration `env:"RETAIN_OUTBOX" envDefault:"72h"`
+	RetainConsumedEvents time.Duration `env:"RETAIN_CONSUMED_EVENTS" envDefault:"168h"`
+	RetainPaymentEvents  time.Duration `env:"RETAIN_PAYMENT_EVENTS" envDefault:"720h"`
+	RetainAuditLog       time.Duration `env:"RETAIN_AUDIT_LOG" envDefault:"8760h"`
+	RetainDeadLetters    time.Duration `env:"RETAIN_DEAD_LETTERS" envDefault:"720h"`
+	// RetainGateKeys is how long a drop's gate counter lives after the
+	// reconciler last renewed it (its known keys a minute longer).
+	RetainGateKeys time.Duration `env:"RETAIN_GATE_KEYS" envDefault:"10m"`
+	PruneInterval  time.Duration `env:"PRUNE_INTERVAL" envDefault:"10m"`
+	PruneBatch     int           `env:"PRUNE_BATCH" envDefault:"5000"`
 }
 
 // Prod reports whether the server runs in production mode.
@@ -209,6 +220,31 @@ func (c *Config) Validate() error {
 	}
 	if c.ResponseCacheBytes < 1<<20 || c.ResponseCacheBytes > 1<<32-1 {
 		bad("RESPONSE_CACHE_BYTES", "must be between 1048576 (1 MiB) and 4294967295, got %d", c.ResponseCacheBytes)
+	}
+	for _, r := range []struct {
+		name string
+		keep time.Duration
+	}{
+		{"RETAIN_OUTBOX", c.RetainOutbox}, {"RETAIN_CONSUMED_EVENTS", c.RetainConsumedEvents},
+		{"RETAIN_PAYMENT_EVENTS", c.RetainPaymentEvents}, {"RETAIN_AUDIT_LOG", c.RetainAuditLog},
+		{"RETAIN_DEAD_LETTERS", c.RetainDeadLetters},
+	} {
+		// Under an hour, a redelivered event or a retried webhook could find
+		// its id forgotten and be applied twice.
+		if r.keep != 0 && r.keep < time.Hour {
+			bad(r.name, "must be 0 (keep forever) or at least 1h, got %s", r.keep)
+		}
+	}
+	// The reconciler renews the gate's keys every 30 s: a shorter life would
+	// let a selling drop's counter lapse between passes.
+	if c.RetainGateKeys < time.Minute || c.RetainGateKeys > 24*time.Hour {
+		bad("RETAIN_GATE_KEYS", "must be between 1m and 24h, got %s", c.RetainGateKeys)
+	}
+	if c.PruneInterval < time.Second || c.PruneInterval > 24*time.Hour {
+		bad("PRUNE_INTERVAL", "must be between 1s and 24h, got %s", c.PruneInterval)
+	}
+	if c.PruneBatch < 100 || c.PruneBatch > 100000 {
+		bad("PRUNE_BATCH", "must be between 100 and 100000, got %d", c.PruneBatch)
 	}
 	if c.Prod() {
 		for _, v := range []struct{ name, value string }{

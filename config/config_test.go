@@ -41,6 +41,16 @@ func TestDefaults(t *testing.T) {
 	if c.DatabaseURL != "" || c.RedisURL != "" || c.KafkaBrokers != "" || c.S3Endpoint != "" {
 		t.Fatalf("a service URL has a default: %+v", c)
 	}
+	if c.RetainOutbox != 72*time.Hour || c.RetainConsumedEvents != 168*time.Hour || c.RetainPaymentEvents != 720*time.Hour ||
+		c.RetainAuditLog != 8760*time.Hour || c.RetainDeadLetters != 720*time.Hour || c.PruneInterval != 10*time.Minute ||
+		c.PruneBatch != 5000 || c.RetainGateKeys != 10*time.Minute {
+		t.Fatalf("retention defaults: %+v", c)
+	}
+	// 0 keeps a table's rows forever; an hour is the shortest retention.
+	if c, err := Parse(map[string]string{"RETAIN_AUDIT_LOG": "0", "RETAIN_OUTBOX": "1h", "PRUNE_INTERVAL": "1s", "PRUNE_BATCH": "100"}); err != nil ||
+		c.RetainAuditLog != 0 || c.RetainOutbox != time.Hour || c.PruneInterval != time.Second || c.PruneBatch != 100 {
+		t.Fatalf("shortest retention settings: %v %+v", err, c)
+	}
 	if c, err := Parse(map[string]string{"READ_CACHE": "off"}); err != nil || c.ReadCacheOn() {
 		t.Fatalf("READ_CACHE=off: %v %+v", err, c)
 	}
@@ -82,6 +92,21 @@ func TestWrongValuesNameTheirVariable(t *testing.T) {
 		{"READ_CACHE", "yes"},
 		{"RESPONSE_CACHE_BYTES", "1000"},
 		{"RESPONSE_CACHE_BYTES", "lots"},
+		{"RETAIN_OUTBOX", "30m"},
+		{"RETAIN_OUTBOX", "-1h"},
+		{"RETAIN_CONSUMED_EVENTS", "59m"},
+		{"RETAIN_CONSUMED_EVENTS", "a week"},
+		{"RETAIN_PAYMENT_EVENTS", "1s"},
+		{"RETAIN_AUDIT_LOG", "10m"},
+		{"RETAIN_DEAD_LETTERS", "5m"},
+		{"RETAIN_GATE_KEYS", "30s"},
+		{"RETAIN_GATE_KEYS", "0"},
+		{"RETAIN_GATE_KEYS", "48h"},
+		{"PRUNE_INTERVAL", "500ms"},
+		{"PRUNE_INTERVAL", "48h"},
+		{"PRUNE_BATCH", "10"},
+		{"PRUNE_BATCH", "1000000"},
+		{"PRUNE_BATCH", "some"},
 	} {
 		t.Run(tc.name+"="+tc.value, func(t *testing.T) {
 			_, err := Parse(with(dev(), tc.name, tc.value))

@@ -14,6 +14,8 @@ import (
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"livedrops/store"
 )
 
 var (
@@ -55,8 +57,12 @@ const (
 //
 // The one message ever skipped is a poison message, one whose value is not an
 // event envelope: it can never succeed, and retrying it would stall its
-// partition for good. It is logged and counted (livedrops_consumer_poison_total).
+// partition for good. It is logged, counted (livedrops_consumer_poison_total)
+// and kept in DeadLetters when set.
 type Consumer struct {
+	// DeadLetters keeps poison messages; nil keeps none. Set before Run.
+	DeadLetters DeadLetters
+
 	kc     *kafka.Consumer
 	topic  string
 	group  bool
@@ -129,6 +135,15 @@ func consumerConfig(brokers, group, reset string) *kafka.ConfigMap {
 		"go.logs.channel.enable":   true,
 	}
 }
+
+// DeadLetters keeps the messages a consumer could not decode.
+type DeadLetters interface {
+	RecordDeadLetter(ctx context.Context, d store.DeadLetter) error
+}
+
+// deadLetterTimeout bounds keeping one poison message: past it the consumer
+// moves on without the record rather than stall its partitions.
+const deadLetterTimeout = 2 * time.Second
 
 func newConsumer(kc *kafka.Consumer, topic string, group bool, name string, handle Handler, log *slog.Logger) *Consumer {
 	c := &Consumer{kc: kc, topic: topic, group: group, name: name, handle: handle, log: log, logs: make(chan struct{})}
@@ -231,6 +246,7 @@ func (c *Consumer) process(ctx context.Context, m *kafka.Message) error {
 		consumerPoison.WithLabelValues(c.name).Inc()
 		c.log.Error("kafka consumer: skipping a message that is not an event envelope",
 			"consumer", c.name, "partition", m.TopicPartition.Partition, "offset", m.TopicPartition.Offset, "err", err)
+		c.keepDeadLetter(ctx, m, err)
 		c.markDone(m)
 		return nil
 	}
@@ -240,6 +256,24 @@ func (c *Consumer) process(ctx context.Context, m *kafka.Message) error {
 	consumerHandled.WithLabelValues(c.name).Inc()
 	c.markDone(m)
 	return nil
+}
+
+// keepDeadLetter records the poison message m in DeadLetters, if set; a
+// failure to record it is logged, and the consumer moves on all the same.
+func (c *Consumer) keepDeadLetter(ctx context.Context, m *kafka.Message, cause error) {
+	if c.DeadLetters == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, deadLetterTimeout)
+	defer cancel()
+	err := c.DeadLetters.RecordDeadLetter(ctx, store.DeadLetter{
+		Source: c.name, Topic: c.topic, Partition: m.TopicPartition.Partition, Offset: int64(m.TopicPartition.Offset),
+		Key: string(m.Key), Payload: m.Value, Error: cause.Error(),
+	})
+	if err != nil {
+		c.log.Warn("kafka consumer: could not keep a poison message in dead_letters", "consumer", c.name,
+			"partition", m.TopicPartition.Partition, "offset", m.TopicPartition.Offset, "err", err)
+	}
 }
 
 // markDone stores the offset after m, to be committed with the next commit.

@@ -138,7 +138,10 @@ func TestGroupConsumerCommitsOnlyHandledEvents(t *testing.T) {
 	}
 }
 
+// A message that is not an envelope is counted, kept in dead_letters and
+// skipped; the events after it, on its partition too, are handled.
 func TestGroupConsumerSkipsPoisonMessage(t *testing.T) {
+	db, _ := openDB(t)
 	brokers, topic := testenv.Kafka(t)
 	p := newProducer(t, brokers)
 	evs := newEvents(t, []string{"drop:1"}, 0, 2)
@@ -164,10 +167,26 @@ func TestGroupConsumerSkipsPoisonMessage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	c.DeadLetters = db
 	startConsumer(t, c)
 	checkExactlyOnceInOrder(t, col.waitFor(t, 2, 10*time.Second), evs)
 	if n := testutil.ToFloat64(poison); n != 1 {
 		t.Fatalf("poison messages counted: %v, want 1", n)
+	}
+	var dead []struct {
+		Source  string `db:"source"`
+		Topic   string `db:"topic"`
+		Key     string `db:"key"`
+		Payload string `db:"payload"`
+		Error   string `db:"error"`
+	}
+	if err := db.SelectContext(context.Background(), &dead, `SELECT source, topic, key,
+		convert_from(payload, 'UTF8') AS payload, error FROM dead_letters`); err != nil {
+		t.Fatal(err)
+	}
+	if len(dead) != 1 || dead[0].Source != "poison-"+topic || dead[0].Topic != topic || dead[0].Key != "drop:1" ||
+		dead[0].Payload != "not json" || dead[0].Error == "" {
+		t.Fatalf("dead letters = %+v, want the poison message", dead)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
 	"livedrops/domain"
+	"livedrops/store"
 )
 
 // deliveryTimeout bounds how long librdkafka keeps trying one message; past
@@ -100,8 +101,11 @@ func (p *Producer) watch(evs <-chan kafka.Event) {
 
 // Publish sends events to topic, each keyed by its Key with its type in a
 // "type" header, and returns once the broker has acknowledged every one of
-// them. It returns an error if any delivery failed or ctx ended first; the
-// caller then publishes the whole batch again (consumers dedupe by id).
+// them. Events that can never be delivered (they do not encode, or the client
+// or broker refuses them for good: too large, malformed) are left out and
+// reported in a *store.Refused once the others are acknowledged. Any other
+// failure, or ctx ending first, is returned as such: the caller then
+// publishes the whole batch again (consumers dedupe by id).
 func (p *Producer) Publish(ctx context.Context, topic string, evs []domain.Event) error {
 	if len(evs) == 0 {
 		return nil
@@ -117,11 +121,13 @@ func (p *Producer) Publish(ctx context.Context, topic string, evs []domain.Event
 	// Buffered for every report, so the client never blocks on it even
 	// after Publish returned early: nothing outlives this call but garbage.
 	reports := make(chan kafka.Event, len(evs))
+	refused := map[int]error{}
 	sent := 0
-	for _, ev := range evs {
+	for i, ev := range evs {
 		value, err := Encode(ev)
 		if err != nil {
-			return err
+			refused[i] = err
+			continue
 		}
 		msg := &kafka.Message{
 			TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: kafka.PartitionAny},
@@ -131,8 +137,13 @@ func (p *Producer) Publish(ctx context.Context, topic string, evs []domain.Event
 				{Key: "type", Value: []byte(ev.Type)},
 				{Key: "id", Value: []byte(ev.ID)},
 			},
+			Opaque: i,
 		}
 		if err := p.produce(ctx, msg, reports); err != nil {
+			if refusedForGood(err) {
+				refused[i] = fmt.Errorf("events: publish %s event %s to %s: %w", ev.Type, ev.ID, topic, err)
+				continue
+			}
 			return fmt.Errorf("events: publish %s event %s to %s: %w", ev.Type, ev.ID, topic, err)
 		}
 		sent++
@@ -146,10 +157,14 @@ func (p *Producer) Publish(ctx context.Context, topic string, evs []domain.Event
 			if !ok {
 				return fmt.Errorf("events: publish to %s: unexpected delivery report %v", topic, e)
 			}
-			if m.TopicPartition.Error != nil {
+			if err := m.TopicPartition.Error; err != nil {
+				if i, ok := m.Opaque.(int); ok && refusedForGood(err) {
+					refused[i] = fmt.Errorf("events: publish %s event %s to %s: %w", evs[i].Type, evs[i].ID, topic, err)
+					continue
+				}
 				nfailed++
 				if failed == nil {
-					failed = m.TopicPartition.Error
+					failed = err
 				}
 			}
 		case <-ctx.Done():
@@ -159,7 +174,24 @@ func (p *Producer) Publish(ctx context.Context, topic string, evs []domain.Event
 	if failed != nil {
 		return fmt.Errorf("events: publish to %s: %d of %d events not delivered: %w", topic, nfailed, len(evs), failed)
 	}
+	if len(refused) > 0 {
+		return &store.Refused{Reasons: refused}
+	}
 	return nil
+}
+
+// refusedForGood reports whether err refuses one message for what it is, so
+// that sending it again can never succeed.
+func refusedForGood(err error) bool {
+	var kerr kafka.Error
+	if !errors.As(err, &kerr) {
+		return false
+	}
+	switch kerr.Code() {
+	case kafka.ErrMsgSizeTooLarge, kafka.ErrInvalidMsgSize, kafka.ErrInvalidMsg, kafka.ErrInvalidRecord:
+		return true
+	}
+	return false
 }
 
 // produce enqueues msg, waiting for room while the client's local queue is full.

@@ -27,6 +27,10 @@ var (
 		Name: "livedrops_relay_publish_errors_total",
 		Help: "Outbox batches the relay failed to publish (the events stay in the outbox and are retried).",
 	})
+	outboxDeadLetters = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "livedrops_outbox_dead_letters_total",
+		Help: "Outbox events that could never be published (undecodable, or refused for good) and went to dead_letters.",
+	})
 	outboxLag = promauto.NewGauge(prometheus.GaugeOpts{
 		Name: "livedrops_outbox_lag_seconds",
 		Help: "Age of the oldest unpublished outbox event; 0 when the outbox is drained.",
@@ -44,12 +48,10 @@ type Relay struct {
 	log       *slog.Logger
 
 	// Tuning, read when Run starts.
-	BatchSize     int           // events per transaction
-	PollInterval  time.Duration // longest wait without a notification: covers a lost NOTIFY and retries a standby
-	MaxBackoff    time.Duration // longest pause after a failed publish
-	LagInterval   time.Duration // how often the lag gauge is refreshed
-	PruneAfter    time.Duration // published events older than this are deleted; 0 keeps them
-	PruneInterval time.Duration // how often pruning runs
+	BatchSize    int           // events per transaction
+	PollInterval time.Duration // longest wait without a notification: covers a lost NOTIFY and retries a standby
+	MaxBackoff   time.Duration // longest pause after a failed publish
+	LagInterval  time.Duration // how often the lag gauge is refreshed
 }
 
 // NewRelay returns a relay reading db's outbox, woken by notifications on a
@@ -57,12 +59,10 @@ type Relay struct {
 func NewRelay(db *store.DB, listenURL string, p *Producer, topic string, log *slog.Logger) *Relay {
 	return &Relay{
 		db: db, listenURL: listenURL, producer: p, topic: topic, log: log,
-		BatchSize:     500,
-		PollInterval:  time.Second,
-		MaxBackoff:    5 * time.Second,
-		LagInterval:   time.Second,
-		PruneAfter:    24 * time.Hour,
-		PruneInterval: time.Hour,
+		BatchSize:    500,
+		PollInterval: time.Second,
+		MaxBackoff:   5 * time.Second,
+		LagInterval:  time.Second,
 	}
 }
 
@@ -70,10 +70,9 @@ func NewRelay(db *store.DB, listenURL string, p *Producer, topic string, log *sl
 // down) are logged, counted and retried with backoff; the events wait in the
 // outbox meanwhile and go out in order once publishing works again.
 func (r *Relay) Run(ctx context.Context) error {
-	if r.BatchSize <= 0 || r.PollInterval <= 0 || r.MaxBackoff <= 0 || r.LagInterval <= 0 ||
-		(r.PruneAfter > 0 && r.PruneInterval <= 0) {
-		return fmt.Errorf("events: relay: batch size and intervals must be positive (%d, %v, %v, %v, %v)",
-			r.BatchSize, r.PollInterval, r.MaxBackoff, r.LagInterval, r.PruneInterval)
+	if r.BatchSize <= 0 || r.PollInterval <= 0 || r.MaxBackoff <= 0 || r.LagInterval <= 0 {
+		return fmt.Errorf("events: relay: batch size and intervals must be positive (%d, %v, %v, %v)",
+			r.BatchSize, r.PollInterval, r.MaxBackoff, r.LagInterval)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	listener := pq.NewListener(r.listenURL, 100*time.Millisecond, 5*time.Second, func(ev pq.ListenerEventType, err error) {
@@ -95,7 +94,7 @@ func (r *Relay) Run(ctx context.Context) error {
 			r.log.Error("outbox relay: listen for outbox notifications", "err", err)
 		}
 	}()
-	go func() { defer wg.Done(); r.housekeep(ctx) }()
+	go func() { defer wg.Done(); r.watchLag(ctx) }()
 
 	poll := time.NewTicker(r.PollInterval)
 	defer poll.Stop()
@@ -132,43 +131,34 @@ func (r *Relay) Run(ctx context.Context) error {
 func (r *Relay) drain(ctx context.Context) error {
 	publish := func(evs []domain.Event) error { return r.producer.Publish(ctx, r.topic, evs) }
 	for {
-		n, err := r.db.ClaimOutbox(ctx, r.BatchSize, publish)
+		claim, err := r.db.ClaimOutbox(ctx, r.BatchSize, publish)
 		if err != nil {
 			return err
 		}
-		outboxPublished.Add(float64(n))
-		if n < r.BatchSize {
+		outboxPublished.Add(float64(claim.Published))
+		if claim.DeadLettered > 0 {
+			outboxDeadLetters.Add(float64(claim.DeadLettered))
+			r.log.Error("outbox relay: events that can never be published went to dead_letters; the others went out",
+				"count", claim.DeadLettered, "published", claim.Published)
+		}
+		if claim.Rows() < r.BatchSize {
 			return nil
 		}
 	}
 }
 
-// housekeep refreshes the lag gauge and prunes old published events until ctx
-// ends. It runs beside the publishing loop so the gauge keeps moving while a
-// publish hangs on an unreachable broker, which is when it matters.
-func (r *Relay) housekeep(ctx context.Context) {
-	lag := time.NewTicker(r.LagInterval)
-	defer lag.Stop()
-	var prune <-chan time.Time
-	if r.PruneAfter > 0 {
-		t := time.NewTicker(r.PruneInterval)
-		defer t.Stop()
-		prune = t.C
-	}
-	r.updateLag(ctx)
+// watchLag refreshes the lag gauge until ctx ends. It runs beside the
+// publishing loop so the gauge keeps moving while a publish hangs on an
+// unreachable broker, which is when it matters.
+func (r *Relay) watchLag(ctx context.Context) {
+	t := time.NewTicker(r.LagInterval)
+	defer t.Stop()
 	for {
+		r.updateLag(ctx)
 		select {
 		case <-ctx.Done():
 			return
-		case <-lag.C:
-			r.updateLag(ctx)
-		case <-prune:
-			n, err := r.db.PruneOutbox(ctx, r.PruneAfter)
-			if err != nil && ctx.Err() == nil {
-				r.log.Warn("outbox relay: prune published events", "err", err)
-			} else if n > 0 {
-				r.log.Info("outbox relay: pruned published events", "count", n, "older_than", r.PruneAfter)
-			}
+		case <-t.C:
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -14,7 +15,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"livedrops/domain"
 	"livedrops/internal/testenv"
+	"livedrops/store"
 )
 
 func TestRelayPublishesOutboxInKeyOrder(t *testing.T) {
@@ -44,6 +47,53 @@ func TestRelayPublishesOutboxInKeyOrder(t *testing.T) {
 	lag, err := db.OutboxLag(context.Background())
 	if err != nil || lag != 0 {
 		t.Fatalf("outbox lag after delivery = %v, %v; want 0 (all marked published)", lag, err)
+	}
+}
+
+// Two poison rows, one that does not decode and one too large for the
+// broker, go to dead_letters; every other event, of their key too, is
+// published once and in order.
+func TestRelayDeadLettersPoisonAndGoesOn(t *testing.T) {
+	db, url := openDB(t)
+	brokers, topic := testenv.Kafka(t)
+	col := groupCollector(t, brokers, topic)
+	ctx := context.Background()
+
+	ks := keys(3)
+	before := newEvents(t, ks, 0, 30)
+	enqueue(t, db, before, 10)
+	if _, err := db.ExecContext(ctx, `INSERT INTO outbox (topic, key, type, payload) VALUES ($1, 'drop:1', 'StockChanged', '{"seq": 1}')`, db.Topic); err != nil {
+		t.Fatal(err)
+	}
+	huge, err := store.NewEvent(domain.EventStockChanged, "drop:1", map[string]string{"pad": strings.Repeat("x", 2<<20)}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	enqueue(t, db, []domain.Event{huge}, 1)
+	after := newEvents(t, ks, 10, 30)
+	enqueue(t, db, after, 10)
+
+	dead := testutil.ToFloat64(outboxDeadLetters)
+	startRelay(t, db, url, newProducer(t, brokers), topic, func(r *Relay) { r.BatchSize = 25 })
+	want := append(before, after...)
+	checkExactlyOnceInOrder(t, col.waitFor(t, len(want), 15*time.Second), want)
+	if got := testutil.ToFloat64(outboxDeadLetters) - dead; got != 2 {
+		t.Errorf("livedrops_outbox_dead_letters_total grew by %v, want 2", got)
+	}
+	var rows []struct {
+		Key   string `db:"key"`
+		Size  int    `db:"size"`
+		Error string `db:"error"`
+	}
+	if err := db.SelectContext(ctx, &rows, `SELECT key, length(payload) AS size, error FROM dead_letters WHERE source = 'relay' ORDER BY outbox_id`); err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 2 || rows[0].Key != "drop:1" || !strings.Contains(rows[0].Error, "no id or type") ||
+		rows[1].Size < 2<<20 || !strings.Contains(rows[1].Error, "too large") {
+		t.Fatalf("dead letters = %+v", rows)
+	}
+	if lag, err := db.OutboxLag(ctx); err != nil || lag != 0 {
+		t.Fatalf("outbox lag = %v, %v; want 0: nothing left behind", lag, err)
 	}
 }
 

@@ -30,13 +30,14 @@ const (
 	// cooldown: after Redis failed, it is not asked again for this long, so an
 	// outage costs one failed call per period rather than one per order.
 	cooldown = time.Second
-	// counterTTL bounds a counter's life unless the reconciler renews it (every
-	// pass sets every selling drop's counter): a counter it no longer sets (an
-	// ended drop's, left by a race with its end) goes away on its own.
-	counterTTL = 10 * time.Minute
-	// keysTTL bounds the life of a drop's known keys, renewed with its
-	// counter: longer, so a counter never outlives the keys it vouches for.
-	keysTTL = counterTTL + time.Minute
+	// DefaultRetention bounds a counter's life unless the reconciler renews
+	// it (every pass sets every selling drop's counter): a counter it no
+	// longer sets (an ended drop's, left by a race with its end) goes away on
+	// its own. Gate.Retention changes it.
+	DefaultRetention = 10 * time.Minute
+	// keysOutlive is how much longer a drop's known keys live than its
+	// counter, so a counter never outlives the keys it vouches for.
+	keysOutlive = time.Minute
 	// missingEvery is how often one drop's missing counter is reported to the
 	// reconciler, at most.
 	missingEvery = time.Second
@@ -217,6 +218,11 @@ func (l *link) try(ctx context.Context, what string, fn func(ctx context.Context
 //
 // A nil *Gate is valid and always bypasses.
 type Gate struct {
+	// Retention is how long a drop's counter lives after its last renewal
+	// (its known keys a minute longer); 0 is DefaultRetention. Keep it well
+	// above the reconciler's Interval. Set before use.
+	Retention time.Duration
+
 	link   *link
 	prefix string
 	// admits sends the admissions asked at the same moment to Redis in one
@@ -234,6 +240,17 @@ type Gate struct {
 	held         int
 	overflowed   bool
 }
+
+// counterTTL is the lifetime a counter gets at each renewal.
+func (g *Gate) counterTTL() time.Duration {
+	if g.Retention > 0 {
+		return g.Retention
+	}
+	return DefaultRetention
+}
+
+// keysTTL is the lifetime a drop's known keys get at each renewal.
+func (g *Gate) keysTTL() time.Duration { return g.counterTTL() + keysOutlive }
 
 // maxAdmitBatch bounds the admissions of one pipeline.
 const maxAdmitBatch = 256
@@ -344,7 +361,7 @@ func (g *Gate) Admit(ctx context.Context, dropID, buyerID int64, idemKey string,
 // A server that lost the script (a restart, SCRIPT FLUSH) is sent its text
 // for the calls it refused, and only those: the others ran.
 func (g *Gate) admitAll(calls []admitCall) []admitReply {
-	ttl := int(keysTTL / time.Second)
+	ttl := int(g.keysTTL() / time.Second)
 	cmds := make([]*redis.Cmd, len(calls))
 	asked, _ := g.link.call(context.Background(), "admit", func(ctx context.Context, rdb redis.UniversalClient) error {
 		_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
@@ -450,8 +467,8 @@ func (g *Gate) LoadMany(ctx context.Context, available map[int64]int) error {
 	}
 	_, err := g.link.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for id, n := range available {
-			p.Expire(ctx, g.KeysKey(id), keysTTL)
-			p.Set(ctx, g.StockKey(id), n, counterTTL)
+			p.Expire(ctx, g.KeysKey(id), g.keysTTL())
+			p.Set(ctx, g.StockKey(id), n, g.counterTTL())
 		}
 		return nil
 	})
@@ -468,8 +485,8 @@ func (g *Gate) Renew(ctx context.Context, available map[int64]int) (missing []in
 	sets := make(map[int64]*redis.StatusCmd, len(available))
 	_, err = g.link.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for id, n := range available {
-			p.Expire(ctx, g.KeysKey(id), keysTTL)
-			sets[id] = p.SetArgs(ctx, g.StockKey(id), n, redis.SetArgs{Mode: "XX", TTL: counterTTL})
+			p.Expire(ctx, g.KeysKey(id), g.keysTTL())
+			sets[id] = p.SetArgs(ctx, g.StockKey(id), n, redis.SetArgs{Mode: "XX", TTL: g.counterTTL()})
 		}
 		return nil
 	})
@@ -499,8 +516,8 @@ func (g *Gate) Restore(ctx context.Context, dropID int64, available int) (create
 	}
 	var set *redis.BoolCmd
 	_, err = g.link.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		p.Expire(ctx, g.KeysKey(dropID), keysTTL)
-		set = p.SetNX(ctx, g.StockKey(dropID), available, counterTTL)
+		p.Expire(ctx, g.KeysKey(dropID), g.keysTTL())
+		set = p.SetNX(ctx, g.StockKey(dropID), available, g.counterTTL())
 		return nil
 	})
 	if err != nil {
@@ -512,7 +529,7 @@ func (g *Gate) Restore(ctx context.Context, dropID int64, available int) (create
 // remember adds fields (keyField) of keys that hold orders to the drop's
 // known keys, in calls of at most maxRemember.
 func (g *Gate) remember(ctx context.Context, rdb redis.UniversalClient, dropID int64, fields []string) error {
-	ttl := int(keysTTL / time.Second)
+	ttl := int(g.keysTTL() / time.Second)
 	for len(fields) > 0 {
 		n := min(len(fields), maxRemember)
 		args := make([]any, 0, n+1)

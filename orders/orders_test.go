@@ -538,3 +538,29 @@ func TestGateAdmitsInPipelinesAndSurvivesAScriptFlush(t *testing.T) {
 		t.Fatalf("%d admitted, %d seen, %d sold out, counter %d; want 99, 99, 2 and 0", admitted, seen, soldOut, s.counter(t, d.ID))
 	}
 }
+
+// Every gate key lives for its retention after its last renewal: the
+// counter for Retention, the known keys a minute longer.
+func TestGateKeysExpireAfterTheirRetention(t *testing.T) {
+	for _, tc := range []struct {
+		retention, counter time.Duration
+	}{
+		{0, orders.DefaultRetention},
+		{3 * time.Minute, 3 * time.Minute},
+	} {
+		t.Run(tc.counter.String(), func(t *testing.T) {
+			s := newSelling(t)
+			s.gate.Retention = tc.retention
+			ctx := context.Background()
+			d := s.liveDrop(t, 5, 2)
+			s.place(t, s.User(t, "ttl").ID, d.ID, 1, "k1")
+			counter, keys := s.Redis.TTL(ctx, s.gate.StockKey(d.ID)).Val(), s.Redis.TTL(ctx, s.gate.KeysKey(d.ID)).Val()
+			if counter <= tc.counter-5*time.Second || counter > tc.counter {
+				t.Errorf("counter TTL = %v, want about %v", counter, tc.counter)
+			}
+			if want := tc.counter + time.Minute; keys <= want-5*time.Second || keys > want {
+				t.Errorf("known keys TTL = %v, want about %v", keys, want)
+			}
+		})
+	}
+}

@@ -27,7 +27,7 @@ type Reconciler struct {
 	gate *Gate
 	log  *slog.Logger
 	// Interval is the pause between passes; keep it well under the counters'
-	// lifetime (counterTTL), which each pass renews.
+	// lifetime (Gate.Retention), which each pass renews.
 	Interval time.Duration
 }
 

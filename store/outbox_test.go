@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -31,6 +32,9 @@ func enqueue(t *testing.T, db *store.DB, key string, n int) []domain.Event {
 	return evs
 }
 
+// published is the count of events a claim published.
+func published(c store.OutboxClaim, err error) (int, error) { return c.Published, err }
+
 func ids(evs []domain.Event) []string {
 	out := make([]string, len(evs))
 	for i, e := range evs {
@@ -46,15 +50,15 @@ func TestClaimOutboxPublishesInOrderAndMarks(t *testing.T) {
 
 	var got []domain.Event
 	collect := func(evs []domain.Event) error { got = append(got, evs...); return nil }
-	n, err := db.ClaimOutbox(ctx, 5, collect)
+	n, err := published(db.ClaimOutbox(ctx, 5, collect))
 	if err != nil || n != 5 {
 		t.Fatalf("first claim = %d, %v; want 5, nil", n, err)
 	}
-	n, err = db.ClaimOutbox(ctx, 5, collect)
+	n, err = published(db.ClaimOutbox(ctx, 5, collect))
 	if err != nil || n != 2 {
 		t.Fatalf("second claim = %d, %v; want 2, nil", n, err)
 	}
-	n, err = db.ClaimOutbox(ctx, 5, func([]domain.Event) error { t.Error("publish called with nothing to publish"); return nil })
+	n, err = published(db.ClaimOutbox(ctx, 5, func([]domain.Event) error { t.Error("publish called with nothing to publish"); return nil }))
 	if err != nil || n != 0 {
 		t.Fatalf("third claim = %d, %v; want 0, nil", n, err)
 	}
@@ -82,12 +86,12 @@ func TestClaimOutboxKeepsRowsWhenPublishFails(t *testing.T) {
 	want := enqueue(t, db, "drop:1", 3)
 
 	boom := errors.New("broker unreachable")
-	n, err := db.ClaimOutbox(ctx, 10, func([]domain.Event) error { return boom })
+	n, err := published(db.ClaimOutbox(ctx, 10, func([]domain.Event) error { return boom }))
 	if !errors.Is(err, boom) || n != 0 {
 		t.Fatalf("claim = %d, %v; want 0 and the publish error", n, err)
 	}
 	var got []domain.Event
-	n, err = db.ClaimOutbox(ctx, 10, func(evs []domain.Event) error { got = evs; return nil })
+	n, err = published(db.ClaimOutbox(ctx, 10, func(evs []domain.Event) error { got = evs; return nil }))
 	if err != nil || n != 3 || fmt.Sprint(ids(got)) != fmt.Sprint(ids(want)) {
 		t.Fatalf("retry published %d %v (%v), want %v", n, ids(got), err, ids(want))
 	}
@@ -106,19 +110,19 @@ func TestClaimOutboxOneRelayAtATime(t *testing.T) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		firstN, firstErr = db.ClaimOutbox(ctx, 2, func([]domain.Event) error {
+		firstN, firstErr = published(db.ClaimOutbox(ctx, 2, func([]domain.Event) error {
 			close(inPublish)
 			<-release
 			return nil
-		})
+		}))
 	}()
 	<-inPublish
 
 	// A second relay must not publish the later rows of the same key meanwhile.
-	n, err := db.ClaimOutbox(ctx, 10, func(evs []domain.Event) error {
+	n, err := published(db.ClaimOutbox(ctx, 10, func(evs []domain.Event) error {
 		t.Errorf("second relay published %d events while the first held the outbox", len(evs))
 		return nil
-	})
+	}))
 	if err != nil || n != 0 {
 		t.Fatalf("second relay claim = %d, %v; want 0, nil", n, err)
 	}
@@ -127,25 +131,75 @@ func TestClaimOutboxOneRelayAtATime(t *testing.T) {
 	if firstErr != nil || firstN != 2 {
 		t.Fatalf("first relay claim = %d, %v; want 2, nil", firstN, firstErr)
 	}
-	n, err = db.ClaimOutbox(ctx, 10, func([]domain.Event) error { return nil })
+	n, err = published(db.ClaimOutbox(ctx, 10, func([]domain.Event) error { return nil }))
 	if err != nil || n != 2 {
 		t.Fatalf("second relay after the first = %d, %v; want 2, nil", n, err)
 	}
 }
 
-func TestClaimOutboxRejectsUndecodableRow(t *testing.T) {
+// A row that cannot go out, undecodable or refused for good by publish,
+// moves to dead_letters with its error; the rows around it, of its key too,
+// are published in order and the next claim goes on past it.
+func TestClaimOutboxDeadLettersWhatCannotGoOut(t *testing.T) {
 	db := storetest.Open(t)
 	ctx := context.Background()
-	if _, err := db.ExecContext(ctx, `INSERT INTO outbox (topic, key, type, payload) VALUES ($1, 'k', 'X', '{"id": 5}')`, db.Topic); err != nil {
+	first := enqueue(t, db, "drop:1", 2)
+	if _, err := db.ExecContext(ctx, `INSERT INTO outbox (topic, key, type, payload) VALUES ($1, 'drop:1', 'X', '{"id": 5}')`, db.Topic); err != nil {
 		t.Fatal(err)
 	}
-	_, err := db.ClaimOutbox(ctx, 10, func([]domain.Event) error { t.Error("published an undecodable row"); return nil })
-	if err == nil {
-		t.Fatal("claim of an undecodable row succeeded")
+	second := enqueue(t, db, "drop:1", 3)
+
+	var got []domain.Event
+	refuseSecond := func(evs []domain.Event) error {
+		for i, ev := range evs {
+			if ev.ID == second[0].ID {
+				got = append(got, evs[:i]...)
+				got = append(got, evs[i+1:]...)
+				return &store.Refused{Reasons: map[int]error{i: errors.New("message too large")}}
+			}
+		}
+		t.Fatalf("publish was not handed %s", second[0].ID)
+		return nil
+	}
+	claim, err := db.ClaimOutbox(ctx, 10, refuseSecond)
+	if err != nil || claim.Published != 4 || claim.DeadLettered != 2 {
+		t.Fatalf("claim = %+v, %v; want 4 published, 2 dead-lettered", claim, err)
+	}
+	want := append(append([]domain.Event{}, first...), second[1:]...)
+	if fmt.Sprint(ids(got)) != fmt.Sprint(ids(want)) {
+		t.Fatalf("published %v, want %v in outbox order", ids(got), ids(want))
+	}
+	var dead []struct {
+		Source  string `db:"source"`
+		Type    string `db:"type"`
+		Key     string `db:"key"`
+		Payload string `db:"payload"`
+		Error   string `db:"error"`
+	}
+	if err := db.SelectContext(ctx, &dead, `SELECT source, type, key, convert_from(payload, 'UTF8') AS payload, error
+		FROM dead_letters ORDER BY outbox_id`); err != nil {
+		t.Fatal(err)
+	}
+	if len(dead) != 2 || dead[0].Source != "relay" || dead[0].Type != "X" || dead[0].Payload != `{"id": 5}` ||
+		!strings.Contains(dead[0].Error, "decode envelope") ||
+		dead[1].Type != domain.EventStockChanged || dead[1].Key != "drop:1" || dead[1].Error != "message too large" {
+		t.Fatalf("dead letters = %+v", dead)
+	}
+	var left int
+	if err := db.GetContext(ctx, &left, `SELECT count(*) FROM outbox WHERE published_at IS NULL`); err != nil || left != 0 {
+		t.Fatalf("unpublished rows left = %d, %v; want 0", left, err)
+	}
+	// A batch that only held poison still counts as claimed rows.
+	if _, err := db.ExecContext(ctx, `INSERT INTO outbox (topic, key, type, payload) VALUES ($1, 'drop:1', 'X', '[]')`, db.Topic); err != nil {
+		t.Fatal(err)
+	}
+	claim, err = db.ClaimOutbox(ctx, 10, func([]domain.Event) error { t.Error("publish called with no event"); return nil })
+	if err != nil || claim.Rows() != 1 || claim.DeadLettered != 1 {
+		t.Fatalf("claim of a lone poison row = %+v, %v; want 1 dead-lettered", claim, err)
 	}
 }
 
-func TestOutboxLagAndPrune(t *testing.T) {
+func TestOutboxLag(t *testing.T) {
 	db := storetest.Open(t)
 	ctx := context.Background()
 	now := time.Now()
@@ -162,7 +216,7 @@ func TestOutboxLagAndPrune(t *testing.T) {
 	if err != nil || lag < 110*time.Second || lag > 3*time.Minute {
 		t.Fatalf("lag = %v, %v; want about 2m", lag, err)
 	}
-	if n, err := db.ClaimOutbox(ctx, 1, func([]domain.Event) error { return nil }); err != nil || n != 1 {
+	if n, err := published(db.ClaimOutbox(ctx, 1, func([]domain.Event) error { return nil })); err != nil || n != 1 {
 		t.Fatalf("claim = %d, %v", n, err)
 	}
 	now = now.Add(time.Hour)
@@ -172,26 +226,6 @@ func TestOutboxLagAndPrune(t *testing.T) {
 	lag, err = db.OutboxLag(ctx)
 	if err != nil || lag != 0 {
 		t.Fatalf("lag once all is published = %v, %v; want 0", lag, err)
-	}
-	unpublished := enqueue(t, db, "drop:1", 1)
-
-	// The first event was published an hour before the second: pruning what
-	// is older than 30 minutes removes only it.
-	n, err := db.PruneOutbox(ctx, 30*time.Minute)
-	if err != nil || n != 1 {
-		t.Fatalf("prune = %d, %v; want 1", n, err)
-	}
-	now = now.Add(time.Second)
-	n, err = db.PruneOutbox(ctx, 0)
-	if err != nil || n != 1 {
-		t.Fatalf("prune of everything published = %d, %v; want 1", n, err)
-	}
-	var got []domain.Event
-	if _, err := db.ClaimOutbox(ctx, 10, func(evs []domain.Event) error { got = evs; return nil }); err != nil {
-		t.Fatal(err)
-	}
-	if len(got) != 1 || got[0].ID != unpublished[0].ID {
-		t.Fatalf("after pruning, unpublished events are %v, want %v", ids(got), ids(unpublished))
 	}
 }
 

@@ -58,6 +58,7 @@ type options struct {
 	rounds       int
 	seed         uint64
 	procs        int
+	prune        int
 }
 
 // loadHeapLimit is the heap this load process grows to before it collects.
@@ -79,6 +80,8 @@ func main() {
 	// takes at most one of the cores it shares with the server (it needs a
 	// fifth of one), instead of contending for both.
 	flag.IntVar(&o.procs, "procs", 1, "GOMAXPROCS of this load process (0: Go's default)")
+	flag.IntVar(&o.prune, "prune", 0, "rows past their retention written to each pruned table before each GraphQL round, "+
+		"which the server (PRUNE_INTERVAL="+pruneInterval+") prunes during the round; 0: no pruning")
 	flag.Parse()
 	if o.procs > 0 {
 		runtime.GOMAXPROCS(o.procs)
@@ -118,8 +121,8 @@ func (b *bench) printf(format string, args ...any) { fmt.Fprintf(b.out, format, 
 func (b *bench) run(ctx context.Context) error {
 	o := b.o
 	if o.buyers < 1 || o.stock < 1 || o.conns < 1 || o.rounds < 1 || o.perUserLimit < 1 ||
-		o.retryPercent < 0 || o.retryPercent > 100 {
-		return errors.New("buyers, stock, conns, rounds and per-user-limit must be positive, retry-percent 0 to 100")
+		o.retryPercent < 0 || o.retryPercent > 100 || o.prune < 0 {
+		return errors.New("buyers, stock, conns, rounds and per-user-limit must be positive, retry-percent 0 to 100, prune not negative")
 	}
 	if err := o.server.CheckBin(); err != nil {
 		return err
@@ -236,13 +239,21 @@ func (b *bench) header() {
 	b.printf("           this load process runs on GOMAXPROCS=%d (it stands in for buyers on other machines)\n", runtime.GOMAXPROCS(0))
 	b.printf("raw        ceiling: UPDATE inventory ... WHERE available >= 1 + INSERT INTO orders in one transaction,\n")
 	b.printf("           %d attempts from %d PostgreSQL connections against %d units, server stopped\n", o.buyers, o.conns, o.stock)
+	if o.prune > 0 {
+		b.printf("prune      before each GraphQL round, %d rows past their retention in each of 4 tables; the server prunes\n", o.prune)
+		b.printf("           them during the round (PRUNE_INTERVAL=%s, batches of PRUNE_BATCH=5000)\n", pruneInterval)
+	}
 	b.printf("accepted   = orders created (PENDING_PAYMENT); accepted/s = accepted / (first request .. last new order answered)\n")
 }
 
 func (b *bench) startServer(ctx context.Context) error {
 	started := time.Now()
 	var err error
-	if b.server, err = b.o.server.Start(ctx, b.box); err != nil {
+	var extra []string
+	if b.o.prune > 0 {
+		extra = append(extra, "PRUNE_INTERVAL="+pruneInterval)
+	}
+	if b.server, err = b.o.server.Start(ctx, b.box, extra...); err != nil {
 		return err
 	}
 	b.printf("server     %s (pid %d) on %s, ready in %.1fs; SEED=false ORDER_RATE_PER_MINUTE=%d LOG_LEVEL=%s; log %s\n",
@@ -322,6 +333,11 @@ func (b *bench) graphqlRound(ctx context.Context, r int, rng *mrand.Rand) (round
 		return roundFigures{}, err
 	}
 	defer gql.CloseAll(conns)
+	if b.o.prune > 0 {
+		if err := b.age(ctx, r); err != nil {
+			return roundFigures{}, err
+		}
+	}
 	jobs := stampede.Plan(len(b.buyers), b.o.retryPercent, rng)
 	metricsBefore := scrapeCounters(ctx, b.server.URL)
 	before := b.sampleCPU(ctx, b.server.PID())
@@ -341,6 +357,12 @@ func (b *bench) graphqlRound(ctx context.Context, r int, rng *mrand.Rand) (round
 	f.Retries = checkRetries(answers)
 	f.CPU, f.CPUOK = cpu, cpuOK
 	f.ServerCounters = serverCounters
+	if b.o.prune > 0 {
+		if f.AgedLeft, err = b.agedLeft(ctx); err != nil {
+			return f, err
+		}
+		f.AgedWritten = 4 * b.o.prune
+	}
 	// The relay publishes the round's events after the last answer; the next
 	// round starts once it is done, so rounds do not overlap.
 	f.Drain, f.Drained, err = b.waitOutbox(ctx, 60*time.Second)

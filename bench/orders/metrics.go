@@ -12,8 +12,10 @@ import (
 )
 
 // watchedMetrics are the server's counters that explain a round: what the
-// admission gate answered, what placeOrder answered, and Redis failures.
-var watchedMetrics = []string{"livedrops_gate_total", "livedrops_orders_total", "livedrops_gate_redis_errors_total"}
+// admission gate answered, what placeOrder answered, Redis failures, and
+// the rows retention pruned meanwhile.
+var watchedMetrics = []string{"livedrops_gate_total", "livedrops_orders_total", "livedrops_gate_redis_errors_total",
+	"livedrops_pruned_rows_total"}
 
 // counters maps a series ("name{labels}") to its value.
 type counters map[string]float64
@@ -91,6 +93,7 @@ func (c counters) delta(before counters) string {
 		"livedrops_gate_total":              "gate",
 		"livedrops_orders_total":            "placeOrder",
 		"livedrops_gate_redis_errors_total": "Redis errors",
+		"livedrops_pruned_rows_total":       "pruned",
 	}
 	var parts []string
 	for _, m := range watchedMetrics {

@@ -29,6 +29,9 @@ type roundFigures struct {
 	// Drain is how long after the last answer the outbox took to empty.
 	Drain   time.Duration
 	Drained bool
+	// AgedWritten rows past their retention were written before the round
+	// (-prune); AgedLeft of them were still there after its last answer.
+	AgedWritten, AgedLeft int
 }
 
 // Oversold is the units sold beyond stock.
@@ -100,6 +103,9 @@ func (b *bench) printRound(kind string, r int, f roundFigures) {
 	}
 	if len(extra) > 0 {
 		b.printf("                 %s\n", strings.Join(extra, "; "))
+	}
+	if f.AgedWritten > 0 {
+		b.printf("                 pruning: %d of %d aged rows deleted by the last answer\n", f.AgedWritten-f.AgedLeft, f.AgedWritten)
 	}
 	if f.ServerCounters != "" {
 		b.printf("                 server counters: %s\n", f.ServerCounters)

@@ -23,3 +23,13 @@ func Open(t testing.TB) *store.DB {
 	}
 	return db
 }
+
+// Count returns the single integer query answers, failing the test on error.
+func Count(t testing.TB, db *store.DB, query string, args ...any) int {
+	t.Helper()
+	var n int
+	if err := db.GetContext(context.Background(), &n, query, args...); err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+	return n
+}

@@ -53,6 +53,7 @@ type Config struct {
 	// PprofAddr turns net/http/pprof on, on a listener of its own; empty is off.
 	PprofAddr          string `env:"PPROF_ADDR"`
 	ReadCache          string `env:"READ_CACHE" envDefault:"on"`
+	NearCacheBytes     int64  `env:"NEAR_CACHE_BYTES" envDefault:"67108864"`
 	ResponseCacheBytes int    `env:"RESPONSE_CACHE_BYTES" envDefault:"33554432"`
 	// Retention of each pruned table; 0 keeps its rows forever.
 	RetainOutbox         time.Duration `env:"RETAIN_OUTBOX" envDefault:"72h"`
@@ -87,8 +88,9 @@ type Abuse struct {
 // Prod reports whether the server runs in production mode.
 func (c *Config) Prod() bool { return c.AppEnv == "prod" }
 
-// ReadCacheOn reports whether the read caches (the response cache among
-// them) are on: READ_CACHE=on, the default.
+// ReadCacheOn reports whether the read caches (the response cache, the near
+// cache and Redis's read-through) are on: READ_CACHE=on, the default; off
+// reads straight from PostgreSQL, to measure cold reads.
 func (c *Config) ReadCacheOn() bool { return c.ReadCache == "on" }
 
 // SeedEnabled reports whether demo data is loaded at start: on by default in dev.
@@ -225,6 +227,9 @@ func (c *Config) Validate() error {
 	if c.PprofAddr != "" && !loopbackAddr(c.PprofAddr) {
 		// Profiles expose memory and call stacks: never beyond this machine.
 		bad("PPROF_ADDR", "must be a loopback host:port such as 127.0.0.1:6060 or localhost:6060, got %q", c.PprofAddr)
+	}
+	if c.NearCacheBytes < 1<<20 {
+		bad("NEAR_CACHE_BYTES", "must be at least 1048576 (1 MiB), got %d", c.NearCacheBytes)
 	}
 	switch c.ReadCache {
 	case "on", "off":

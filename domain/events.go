@@ -21,6 +21,7 @@ const (
 	EventOrderExpired        = "OrderExpired"
 	EventNotificationCreated = "NotificationCreated"
 	EventProductUpdated      = "ProductUpdated"
+	EventCreatorUpdated      = "CreatorUpdated"
 )
 
 // Event is the envelope every event travels in, on the bus and in the outbox.
@@ -42,6 +43,8 @@ type DropPayload struct {
 	Status    DropStatus `json:"status"`
 	StartsAt  time.Time  `json:"startsAt"`
 	EndsAt    time.Time  `json:"endsAt"`
+	// Version is the drop row's version after the change.
+	Version int64 `json:"version"`
 }
 
 // StockPayload is the payload of StockChanged, StockLow and SoldOut: the
@@ -55,6 +58,8 @@ type StockPayload struct {
 	Sold      int        `json:"sold"`
 	Version   int64      `json:"version"`
 	Status    DropStatus `json:"status"`
+	// DropVersion is the drop row's version that Status comes from.
+	DropVersion int64 `json:"dropVersion"`
 }
 
 // OrderPayload is the payload of the order events.
@@ -70,6 +75,16 @@ type OrderPayload struct {
 type ProductPayload struct {
 	ProductID int64 `json:"productId"`
 	CreatorID int64 `json:"creatorId"`
+	// Version is the product's version after the change.
+	Version int64 `json:"version"`
+}
+
+// CreatorPayload is the payload of CreatorUpdated: the creator's follower
+// count after a follow or an unfollow, and the row's version with it.
+type CreatorPayload struct {
+	CreatorID     int64 `json:"creatorId"`
+	FollowerCount int64 `json:"followerCount"`
+	Version       int64 `json:"version"`
 }
 
 // NotificationPayload is the payload of NotificationCreated.

@@ -100,6 +100,8 @@ func TestEventTags(t *testing.T) {
 			[]string{"drop:12"}, true},
 		{domain.Event{Type: domain.EventProductUpdated, Payload: payload(domain.ProductPayload{ProductID: 5, CreatorID: 3})},
 			[]string{"product:5", "creator:3:products"}, true},
+		{domain.Event{Type: domain.EventCreatorUpdated, Payload: payload(domain.CreatorPayload{CreatorID: 3, FollowerCount: 1, Version: 1})},
+			[]string{"creator:3", "creator:3:followers"}, true},
 		{domain.Event{Type: domain.EventNotificationCreated, Payload: payload(domain.NotificationPayload{UserID: 1})}, nil, true},
 		{domain.Event{Type: domain.EventStockLow, Payload: json.RawMessage(`"garbage"`)}, nil, false},
 		{domain.Event{Type: domain.EventProductUpdated, Payload: payload(domain.ProductPayload{})}, nil, false},

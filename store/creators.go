@@ -14,7 +14,7 @@ import (
 
 // creatorSelect reads creators with their user's handle; callers append the
 // WHERE clause.
-const creatorSelect = `SELECT c.id, c.user_id, u.handle, c.display_name, c.bio, c.follower_count, c.created_at
+const creatorSelect = `SELECT c.id, c.user_id, u.handle, c.display_name, c.bio, c.follower_count, c.created_at, c.version
 	FROM creators c JOIN users u ON u.id = c.user_id`
 
 // CreateCreator makes the user a creator; a second time is CONFLICT, an

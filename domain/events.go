@@ -80,11 +80,15 @@ type ProductPayload struct {
 }
 
 // CreatorPayload is the payload of CreatorUpdated: the creator's follower
-// count after a follow or an unfollow, and the row's version with it.
+// count after a follow, an unfollow or its creation, and the row's version
+// with it. UserID is the user whose act it was: the follower, or the owner of
+// a new creator (Created).
 type CreatorPayload struct {
 	CreatorID     int64 `json:"creatorId"`
 	FollowerCount int64 `json:"followerCount"`
 	Version       int64 `json:"version"`
+	UserID        int64 `json:"userId,omitempty"`
+	Created       bool  `json:"created,omitempty"`
 }
 
 // NotificationPayload is the payload of NotificationCreated.

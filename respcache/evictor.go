@@ -68,7 +68,14 @@ func EventTags(ev domain.Event) (tags []string, ok bool) {
 		if json.Unmarshal(ev.Payload, &p) != nil || p.CreatorID == 0 {
 			return nil, false
 		}
-		return []string{CreatorTag(p.CreatorID), CreatorTag(p.CreatorID) + ":followers"}, true
+		tags := []string{CreatorTag(p.CreatorID), CreatorTag(p.CreatorID) + ":followers"}
+		if p.UserID != 0 {
+			tags = append(tags, UserTag(p.UserID)+":following")
+		}
+		if p.Created {
+			tags = append(tags, ListCreators, UserTag(p.UserID))
+		}
+		return tags, true
 	case domain.EventProductUpdated:
 		var p domain.ProductPayload
 		if json.Unmarshal(ev.Payload, &p) != nil || p.ProductID == 0 {

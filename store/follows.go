@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"strconv"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -48,18 +47,14 @@ func (db *DB) changeFollow(ctx context.Context, creatorID, followerID int64, fol
 			if !follow {
 				delta, action = -1, "creator.unfollow"
 			}
-			var p domain.CreatorPayload
+			p := domain.CreatorPayload{UserID: followerID}
 			err := tx.QueryRowxContext(ctx, `UPDATE creators SET follower_count = follower_count + $2, version = version + 1
 				WHERE id = $1 RETURNING id, follower_count, version`, creatorID, delta).Scan(&p.CreatorID, &p.FollowerCount, &p.Version)
 			if err != nil {
 				return mapError(err, "count follower of creator #%d", creatorID)
 			}
 			// Every instance's caches hear of the new count from this event.
-			ev, err := NewEvent(domain.EventCreatorUpdated, "creator:"+strconv.FormatInt(creatorID, 10), p, db.now())
-			if err != nil {
-				return err
-			}
-			if err := insertOutbox(ctx, tx, db.Topic, ev); err != nil {
+			if err := db.creatorChanged(ctx, tx, p); err != nil {
 				return err
 			}
 			err = writeAudit(ctx, tx, auditBy(ctx, followerID, action, "creator", creatorID, map[string]any{"followerId": followerID}))

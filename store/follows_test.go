@@ -53,7 +53,8 @@ func TestFollowRules(t *testing.T) {
 		follow    bool
 		wantCount int64
 		wantAudit int
-		// wantVersion is the creator's version, and how many CreatorUpdated events it has.
+		// wantVersion is the creator's version, and how many CreatorUpdated
+		// events it has besides the one of its creation.
 		wantVersion int64
 	}{
 		{true, 1, 1, 1},
@@ -80,17 +81,21 @@ func TestFollowRules(t *testing.T) {
 		if err := db.SelectContext(ctx, &envelopes, `SELECT payload FROM outbox WHERE type = $1 ORDER BY id`, domain.EventCreatorUpdated); err != nil {
 			t.Fatal(err)
 		}
-		var last struct {
+		var first, last struct {
 			Key     string
 			Payload domain.CreatorPayload
 		}
-		if len(envelopes) > 0 {
-			if err := json.Unmarshal([]byte(envelopes[len(envelopes)-1]), &last); err != nil {
-				t.Fatal(err)
-			}
+		if err := json.Unmarshal([]byte(envelopes[0]), &first); err != nil {
+			t.Fatal(err)
 		}
-		want := domain.CreatorPayload{CreatorID: c.ID, FollowerCount: step.wantCount, Version: step.wantVersion}
-		if got.Version != step.wantVersion || int64(len(envelopes)) != step.wantVersion || last.Payload != want ||
+		if want := (domain.CreatorPayload{CreatorID: c.ID, UserID: c.UserID, Created: true}); first.Payload != want {
+			t.Fatalf("step %d: the creation's event %+v, want %+v", i, first.Payload, want)
+		}
+		if err := json.Unmarshal([]byte(envelopes[len(envelopes)-1]), &last); err != nil {
+			t.Fatal(err)
+		}
+		want := domain.CreatorPayload{CreatorID: c.ID, FollowerCount: step.wantCount, Version: step.wantVersion, UserID: fan.ID}
+		if got.Version != step.wantVersion || int64(len(envelopes)) != step.wantVersion+1 || last.Payload != want ||
 			last.Key != "creator:"+strconv.FormatInt(c.ID, 10) {
 			t.Fatalf("step %d: creator version %d, %d CreatorUpdated events, the last %+v; want %+v", i, got.Version, len(envelopes), last, want)
 		}

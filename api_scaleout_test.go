@@ -166,6 +166,22 @@ func stopServers(t testing.TB, procs ...*serverProcess) {
 	}
 }
 
+// shareDB opens a handle of the test's own on the servers' database, of at
+// most conns connections, for fixtures, and gives it to each server.
+func shareDB(t *testing.T, cfg *config.Config, conns int, servers ...*serverProcess) *store.DB {
+	t.Helper()
+	db, err := store.Open(context.Background(), cfg.DatabaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.SetMaxOpenConns(conns)
+	t.Cleanup(func() { db.Close() })
+	for _, s := range servers {
+		s.DB = db
+	}
+	return db
+}
+
 // subscribers reads the process's gauge of open live subscriptions of kind
 // (drop, creators, user, order) from its /metrics.
 func (p *serverProcess) subscribers(t testing.TB, kind string) float64 {
@@ -248,13 +264,7 @@ func TestScaleOutTwoProcesses(t *testing.T) {
 	t.Cleanup(func() { stopServers(t, a, b) })
 
 	// Fixtures' users go straight into the shared database.
-	db, err := store.Open(context.Background(), cfg.DatabaseURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db.SetMaxOpenConns(2)
-	t.Cleanup(func() { db.Close() })
-	a.DB, b.DB = db, db
+	shareDB(t, cfg, 2, a, b)
 	rdb, err := cache.Connect(cfg.RedisURL)
 	if err != nil {
 		t.Fatal(err)

@@ -482,6 +482,9 @@ func (a *testApp) flushCache(t testing.TB) {
 	t.Helper()
 	a.forgetResponses()
 	ctx := context.Background()
+	if a.App.Near != nil {
+		a.App.Near.Clear()
+	}
 	keys, err := a.App.Redis.Keys(ctx, a.Config.RedisPrefix+"*").Result()
 	if err != nil {
 		t.Fatal(err)

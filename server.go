@@ -108,6 +108,8 @@ type App struct {
 	// Operations serves the operators' listener (INTERNAL_ADDR): the
 	// internal API, metrics and profiles.
 	Operations http.Handler
+	// Near is the near cache of reads (nil with READ_CACHE=off).
+	Near *cache.Near
 	// Responses is the response cache; nil with READ_CACHE=off.
 	Responses *respcache.Cache
 
@@ -184,6 +186,27 @@ func NewApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (app *App
 	app.closers = append(app.closers, func() error { app.producer.Close(); return nil })
 
 	kv := cache.New(app.Redis, cfg.RedisPrefix, 5*time.Minute)
+	// READ_CACHE=off reads every loader's value straight from PostgreSQL;
+	// writes still evict from Redis.
+	readKV, reads := kv, []loaders.Option(nil)
+	var near *cache.Near
+	if cfg.ReadCacheOn() {
+		if near, err = cache.NewNear(cfg.NearCacheBytes, cache.NearTTL); err != nil {
+			return app, fmt.Errorf("NEAR_CACHE_BYTES: %w", err)
+		}
+		app.closers = append(app.closers, func() error { near.Close(); return nil })
+		app.Near = near
+		kv.EvictsNear(near)
+		// Events apply here at commit too, so this instance reads its own writes.
+		app.DB.OnCommit = func(ctx context.Context, evs []domain.Event) {
+			for _, ev := range evs {
+				_ = near.Handle(ctx, ev)
+			}
+		}
+		reads = append(reads, loaders.WithNear(near))
+	} else {
+		readKV = nil
+	}
 	tokens := auth.NewTokens([]byte(cfg.JWTSecret), cfg.JWTTTL, time.Now)
 	revoked := auth.NewRevoked(nil)
 	sessions := accounts.NewSessions(app.DB, app.Redis, cfg.RedisPrefix, revoked, log)
@@ -213,7 +236,7 @@ func NewApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (app *App
 	if cfg.ReadCacheOn() {
 		app.Responses = respcache.New(cfg.ResponseCacheBytes)
 	}
-	if res.Hub, err = app.startLive(kv, app.Responses, revoked.Handle); err != nil {
+	if res.Hub, err = app.startLive(kv, near, app.Responses, revoked.Handle); err != nil {
 		return app, err
 	}
 	schema := graph.NewExecutableSchema(graph.Config{Resolvers: res, Complexity: resolvers.Complexity()})
@@ -259,7 +282,7 @@ func NewApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (app *App
 			// connection: made on first use, remembering nothing.
 			return ctx, nil, nil
 		},
-		PerRequest: []func(http.Handler) http.Handler{resolvers.Streams, loaders.Middleware(app.DB, kv)},
+		PerRequest: []func(http.Handler) http.Handler{resolvers.Streams, loaders.Middleware(app.DB, readKV, reads...)},
 		Ready: []httpapi.Check{
 			ping("postgres", app.DB.PingContext),
 			ping("redis", func(ctx context.Context) error { return app.Redis.Ping(ctx).Err() }),
@@ -465,11 +488,11 @@ func consumerGroup(group, topic string) string {
 }
 
 // startLive creates the live hub and the consumers around it: a tail
-// consumer feeding the hub, the revoked sessions and evicting the response
-// cache (nil: off) in this instance, and the notifier and cache invalidator in their shared
-// groups. They run with the workers; Close closes the consumers first, then
-// the hub.
-func (a *App) startLive(kv *cache.Cache, responses *respcache.Cache, sessions events.Handler) (*live.Hub, error) {
+// consumer feeding the revoked sessions, the hub, the near cache and the
+// response cache (nil: off) in this instance, and the notifier and Redis
+// invalidator in their shared groups. They run with the workers; Close
+// closes the consumers first, then the hub.
+func (a *App) startLive(kv *cache.Cache, near *cache.Near, responses *respcache.Cache, sessions events.Handler) (*live.Hub, error) {
 	cfg := a.Config
 	hub := live.NewHub(a.Log, live.Options{
 		DropSnapshot:   dropSnapshot(a.DB),
@@ -481,6 +504,9 @@ func (a *App) startLive(kv *cache.Cache, responses *respcache.Cache, sessions ev
 	// Every instance hears every event. The response cache comes after any
 	// cache tier its responses are read through, so a refill reads fresh data.
 	handlers := []events.Handler{sessions, hub.Handle}
+	if near != nil {
+		handlers = append(handlers, near.Handle)
+	}
 	if responses != nil {
 		handlers = append(handlers, responses.Handle)
 	}

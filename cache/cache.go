@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/url"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -53,7 +54,12 @@ type Cache struct {
 	rdb    redis.UniversalClient
 	prefix string
 	ttl    time.Duration
+	near   *Near // evicted with Redis, when set
 }
+
+// EvictsNear makes Evict remove the values from this instance's near cache n
+// too, so an eviction asked here (a write, the internal API) is read here at once.
+func (c *Cache) EvictsNear(n *Near) { c.near = n }
 
 // New returns a cache on rdb whose keys start with prefix and live for ttl.
 func New(rdb redis.UniversalClient, prefix string, ttl time.Duration) *Cache {
@@ -135,6 +141,14 @@ func (c *Cache) Key(kind string, id int64) string {
 // written back with the cache's TTL. Ids fill does not return are absent
 // from the result and are not cached, so something created later is seen.
 func GetMany[T any](ctx context.Context, c *Cache, kind string, ids []int64, fill func(ctx context.Context, missing []int64) (map[int64]T, error)) (map[int64]T, error) {
+	return GetNewer(ctx, c, kind, ids, nil, fill)
+}
+
+// GetNewer is GetMany where a value Redis holds that stale reports as too old
+// (an event announced a newer one) counts as missing: it is filled and
+// written over.
+func GetNewer[T any](ctx context.Context, c *Cache, kind string, ids []int64, stale func(id int64, v *T) bool,
+	fill func(ctx context.Context, missing []int64) (map[int64]T, error)) (map[int64]T, error) {
 	ids = unique(ids)
 	out := make(map[int64]T, len(ids))
 	if len(ids) == 0 {
@@ -147,7 +161,7 @@ func GetMany[T any](ctx context.Context, c *Cache, kind string, ids []int64, fil
 	for i, id := range ids {
 		keys[i] = c.Key(kind, id)
 	}
-	raw, err := c.get(ctx, keys)
+	raw, err := c.read(ctx, keys)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("cache: read %d %s: %w", len(ids), kind, ctx.Err())
@@ -168,6 +182,10 @@ func GetMany[T any](ctx context.Context, c *Cache, kind string, ids []int64, fil
 		if err := json.Unmarshal(raw[i], &v); err != nil {
 			// A value written by an older shape of T is refilled, not trusted.
 			failures.WithLabelValues(kind, "decode").Inc()
+			missing = append(missing, id)
+			continue
+		}
+		if stale != nil && stale(id, &v) {
 			missing = append(missing, id)
 			continue
 		}
@@ -197,6 +215,9 @@ func (c *Cache) Evict(ctx context.Context, kind string, ids ...int64) error {
 	if c == nil || len(ids) == 0 {
 		return nil
 	}
+	if c.near != nil {
+		c.near.Evict(kind, ids...)
+	}
 	// One DEL per key in a pipeline: a cluster routes each to its node.
 	_, err := c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, id := range ids {
@@ -211,38 +232,124 @@ func (c *Cache) Evict(ctx context.Context, kind string, ids ...int64) error {
 	return nil
 }
 
-// get reads keys in one round trip: one MGET, or on a cluster, where keys
-// of different slots cannot share an MGET, one pipelined GET per key.
-func (c *Cache) get(ctx context.Context, keys []string) ([][]byte, error) {
-	out := make([][]byte, len(keys))
-	if _, ok := c.rdb.(*redis.ClusterClient); ok {
-		cmds := make([]*redis.StringCmd, len(keys))
-		_, err := c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for i, k := range keys {
-				cmds[i] = p.Get(ctx, k)
-			}
-			return nil
-		})
-		if err != nil && !errors.Is(err, redis.Nil) {
-			return nil, err
-		}
-		for i, cmd := range cmds {
-			if b, err := cmd.Bytes(); err == nil {
-				out[i] = b
-			}
-		}
-		return out, nil
+// read reads keys in one round trip, shared with the other reads of ctx's
+// wave when it has one (WithWave).
+func (c *Cache) read(ctx context.Context, keys []string) ([][]byte, error) {
+	if w, ok := ctx.Value(waveKey{}).(*wave); ok && w.c == c {
+		return w.read(ctx, keys)
 	}
-	vals, err := c.rdb.MGet(ctx, keys...).Result()
+	got, err := c.get(ctx, [][]string{keys})
 	if err != nil {
 		return nil, err
 	}
-	for i, v := range vals {
-		if s, ok := v.(string); ok {
-			out[i] = []byte(s)
+	return got[0], nil
+}
+
+// get reads each set of keys in one pipeline: one MGET per set, or on a
+// cluster, where keys of different slots cannot share an MGET, one GET per key.
+func (c *Cache) get(ctx context.Context, sets [][]string) ([][][]byte, error) {
+	_, cluster := c.rdb.(*redis.ClusterClient)
+	var gets [][]*redis.StringCmd
+	var mgets []*redis.SliceCmd
+	_, err := c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, keys := range sets {
+			if !cluster {
+				mgets = append(mgets, p.MGet(ctx, keys...))
+				continue
+			}
+			cmds := make([]*redis.StringCmd, len(keys))
+			for i, k := range keys {
+				cmds[i] = p.Get(ctx, k)
+			}
+			gets = append(gets, cmds)
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, err
+	}
+	out := make([][][]byte, len(sets))
+	for s, keys := range sets {
+		out[s] = make([][]byte, len(keys))
+		if cluster {
+			for i, cmd := range gets[s] {
+				if b, err := cmd.Bytes(); err == nil {
+					out[s][i] = b
+				}
+			}
+			continue
+		}
+		for i, v := range mgets[s].Val() {
+			if str, ok := v.(string); ok {
+				out[s][i] = []byte(str)
+			}
 		}
 	}
 	return out, nil
+}
+
+// WaveWindow is how long the first read of a wave waits for the others: the
+// loaders of one GraphQL level send their batches within microseconds.
+const WaveWindow = 300 * time.Microsecond
+
+type waveKey struct{}
+
+// wave gathers the reads of c a request's loaders send at about the same
+// moment, so the drop page's product and creator cost one round trip.
+type wave struct {
+	c    *Cache
+	mu   sync.Mutex
+	open *waveReads
+}
+
+// waveReads is one round trip's reads and, once done is closed, their answers.
+type waveReads struct {
+	sets [][]string
+	done chan struct{}
+	got  [][][]byte
+	err  error
+}
+
+// WithWave returns ctx whose reads of c are sent together, a wave at a time.
+func WithWave(ctx context.Context, c *Cache) context.Context {
+	if c == nil {
+		return ctx
+	}
+	return context.WithValue(ctx, waveKey{}, &wave{c: c})
+}
+
+func (w *wave) read(ctx context.Context, keys []string) ([][]byte, error) {
+	w.mu.Lock()
+	r := w.open
+	if r == nil {
+		r = &waveReads{done: make(chan struct{})}
+		w.open = r
+		// The round trip serves every joiner: one giving up does not cancel it.
+		sendCtx := context.WithoutCancel(ctx)
+		time.AfterFunc(WaveWindow, func() { w.send(sendCtx, r) })
+	}
+	i := len(r.sets)
+	r.sets = append(r.sets, keys)
+	w.mu.Unlock()
+	select {
+	case <-r.done:
+		if r.err != nil {
+			return nil, r.err
+		}
+		return r.got[i], nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (w *wave) send(ctx context.Context, r *waveReads) {
+	w.mu.Lock()
+	if w.open == r {
+		w.open = nil
+	}
+	w.mu.Unlock()
+	r.got, r.err = w.c.get(ctx, r.sets)
+	close(r.done)
 }
 
 // setMany writes values with the cache's TTL in one pipelined round trip.

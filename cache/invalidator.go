@@ -2,9 +2,7 @@ package cache
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"log/slog"
 
 	"livedrops/domain"
 )
@@ -18,11 +16,11 @@ import (
 // What it evicts, by event:
 //   - ProductUpdated (a product's fields or its media list changed): the
 //     product and its media list.
+//   - CreatorUpdated (a follow moved the follower count): the creator.
 //
-// Drop and stock events change nothing cached (drops and stock are never
-// cached, and a creator's cached row has no drop data). Follows change the
-// creator's follower count without an event; the follow itself evicts the
-// creator. Evictions are idempotent, so a redelivered event is harmless.
+// Drop and stock events change nothing in Redis (drops and stock live only
+// in each instance's near cache, which its own events keep exact).
+// Evictions are idempotent, so a redelivered event is harmless.
 type Invalidator struct {
 	c *Cache
 }
@@ -37,16 +35,21 @@ func (inv *Invalidator) Handle(ctx context.Context, ev domain.Event) error {
 	switch ev.Type {
 	case domain.EventProductUpdated:
 		var p domain.ProductPayload
-		if err := json.Unmarshal(ev.Payload, &p); err != nil || p.ProductID == 0 {
-			failures.WithLabelValues(KindProduct, "event").Inc()
-			slog.ErrorContext(ctx, "cache invalidator: skipping an event whose payload cannot be read", "component", "cache",
-				"type", ev.Type, "id", ev.ID, "err", err, "payload", string(ev.Payload))
+		if !decodeEvent(ctx, ev, &p) || p.ProductID == 0 {
 			return nil
 		}
 		for _, kind := range []string{KindProduct, KindProductMedia} {
 			if err := inv.c.Evict(ctx, kind, p.ProductID); err != nil {
 				return fmt.Errorf("cache: invalidate product #%d on event %s: %w", p.ProductID, ev.ID, err)
 			}
+		}
+	case domain.EventCreatorUpdated:
+		var p domain.CreatorPayload
+		if !decodeEvent(ctx, ev, &p) || p.CreatorID == 0 {
+			return nil
+		}
+		if err := inv.c.Evict(ctx, KindCreator, p.CreatorID); err != nil {
+			return fmt.Errorf("cache: invalidate creator #%d on event %s: %w", p.CreatorID, ev.ID, err)
 		}
 	}
 	return nil

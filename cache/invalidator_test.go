@@ -74,6 +74,14 @@ func TestInvalidatorEvictsChangedProducts(t *testing.T) {
 			t.Fatalf("after ProductUpdated of #7: %s present = %v, want %v", k, got[k], w)
 		}
 	}
+
+	// CreatorUpdated (a follow) evicts the creator.
+	if err := inv.Handle(ctx, productEvent(t, domain.EventCreatorUpdated, domain.CreatorPayload{CreatorID: 3, FollowerCount: 1, Version: 1})); err != nil {
+		t.Fatal(err)
+	}
+	if present()[keys[4]] {
+		t.Fatalf("creator #3 still in Redis after CreatorUpdated")
+	}
 }
 
 // A Redis failure is returned so the consumer offers the event again: a

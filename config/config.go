@@ -60,6 +60,7 @@ type Config struct {
 	// so an operator learns where they went.
 	PprofAddr          string `env:"PPROF_ADDR"`
 	ReadCache          string `env:"READ_CACHE" envDefault:"on"`
+	NearCacheBytes     int64  `env:"NEAR_CACHE_BYTES" envDefault:"67108864"`
 	ResponseCacheBytes int    `env:"RESPONSE_CACHE_BYTES" envDefault:"33554432"`
 	// Retention of each pruned table; 0 keeps its rows forever.
 	RetainOutbox         time.Duration `env:"RETAIN_OUTBOX" envDefault:"72h"`
@@ -94,8 +95,9 @@ type Abuse struct {
 // Prod reports whether the server runs in production mode.
 func (c *Config) Prod() bool { return c.AppEnv == "prod" }
 
-// ReadCacheOn reports whether the read caches (the response cache among
-// them) are on: READ_CACHE=on, the default.
+// ReadCacheOn reports whether the read caches (the response cache, the near
+// cache and Redis's read-through) are on: READ_CACHE=on, the default; off
+// reads straight from PostgreSQL, to measure cold reads.
 func (c *Config) ReadCacheOn() bool { return c.ReadCache == "on" }
 
 // SeedEnabled reports whether demo data is loaded at start: on by default in dev.
@@ -248,6 +250,9 @@ func (c *Config) Validate() error {
 		bad("INTERNAL_ADDR", "must be host:port such as 127.0.0.1:9091, got %q", c.InternalAddr)
 	} else if c.InternalAddr == c.HTTPAddr && !strings.HasSuffix(c.HTTPAddr, ":0") {
 		bad("INTERNAL_ADDR", "must differ from HTTP_ADDR (%s): the public listener never serves the internal routes", c.HTTPAddr)
+	}
+	if c.NearCacheBytes < 1<<20 {
+		bad("NEAR_CACHE_BYTES", "must be at least 1048576 (1 MiB), got %d", c.NearCacheBytes)
 	}
 	switch c.ReadCache {
 	case "on", "off":

@@ -35,7 +35,7 @@ func TestDefaults(t *testing.T) {
 	}
 	if c.HTTPAddr != ":8080" || c.AppEnv != "dev" || c.DataDir != ".data" || c.ReservationTTL != 10*time.Minute ||
 		c.DBMaxConns != 32 || c.KafkaTopic != "livedrops.events" || c.Prod() || !c.SeedEnabled() ||
-		!c.ReadCacheOn() || c.ResponseCacheBytes != 32<<20 {
+		!c.ReadCacheOn() || c.ResponseCacheBytes != 32<<20 || c.NearCacheBytes != 64<<20 {
 		t.Fatalf("defaults: %+v", c)
 	}
 	// Empty service URLs mean the embedded stand-ins of dev.
@@ -58,6 +58,10 @@ func TestDefaults(t *testing.T) {
 	off, err := Parse(map[string]string{"APP_ENV": "dev", "SEED": "false"})
 	if err != nil || off.SeedEnabled() {
 		t.Fatalf("SEED=false: %v %+v", err, off)
+	}
+	cold, err := Parse(map[string]string{"APP_ENV": "dev", "READ_CACHE": "off"})
+	if err != nil || cold.ReadCacheOn() {
+		t.Fatalf("READ_CACHE=off: %v %+v", err, cold)
 	}
 }
 
@@ -84,6 +88,8 @@ func TestWrongValuesNameTheirVariable(t *testing.T) {
 		{"MAX_BODY_BYTES", "10"},
 		{"ORDER_RATE_PER_MINUTE", "0"},
 		{"SEED", "maybe"},
+		{"NEAR_CACHE_BYTES", "1000"},
+		{"NEAR_CACHE_BYTES", "64MiB"},
 		{"READ_CACHE", "yes"},
 		{"RESPONSE_CACHE_BYTES", "1000"},
 		{"RESPONSE_CACHE_BYTES", "lots"},

@@ -21,6 +21,7 @@ const (
 	EventOrderExpired        = "OrderExpired"
 	EventNotificationCreated = "NotificationCreated"
 	EventProductUpdated      = "ProductUpdated"
+	EventCreatorUpdated      = "CreatorUpdated"
 	// EventSessionRevoked tells every instance a session was ended (logOut).
 	EventSessionRevoked = "SessionRevoked"
 )
@@ -51,6 +52,8 @@ type DropPayload struct {
 	Status    DropStatus `json:"status"`
 	StartsAt  time.Time  `json:"startsAt"`
 	EndsAt    time.Time  `json:"endsAt"`
+	// Version is the drop row's version after the change.
+	Version int64 `json:"version"`
 }
 
 // StockPayload is the payload of StockChanged, StockLow and SoldOut: the
@@ -64,6 +67,8 @@ type StockPayload struct {
 	Sold      int        `json:"sold"`
 	Version   int64      `json:"version"`
 	Status    DropStatus `json:"status"`
+	// DropVersion is the drop row's version that Status comes from.
+	DropVersion int64 `json:"dropVersion"`
 }
 
 // OrderPayload is the payload of the order events.
@@ -79,6 +84,20 @@ type OrderPayload struct {
 type ProductPayload struct {
 	ProductID int64 `json:"productId"`
 	CreatorID int64 `json:"creatorId"`
+	// Version is the product's version after the change.
+	Version int64 `json:"version"`
+}
+
+// CreatorPayload is the payload of CreatorUpdated: the creator's follower
+// count after a follow, an unfollow or its creation, and the row's version
+// with it. UserID is the user whose act it was: the follower, or the owner of
+// a new creator (Created).
+type CreatorPayload struct {
+	CreatorID     int64 `json:"creatorId"`
+	FollowerCount int64 `json:"followerCount"`
+	Version       int64 `json:"version"`
+	UserID        int64 `json:"userId,omitempty"`
+	Created       bool  `json:"created,omitempty"`
 }
 
 // NotificationPayload is the payload of NotificationCreated.

@@ -20,6 +20,8 @@ type Creator struct {
 	Bio           string    `db:"bio"`
 	FollowerCount int64     `db:"follower_count"`
 	CreatedAt     time.Time `db:"created_at"`
+	// Version grows with every change of the row (a follow moves the count).
+	Version int64 `db:"version"`
 }
 
 // Product is a creator's item for sale. Prices are in minor units.
@@ -32,6 +34,8 @@ type Product struct {
 	Currency    string    `db:"currency"`
 	CreatedAt   time.Time `db:"created_at"`
 	UpdatedAt   time.Time `db:"updated_at"`
+	// Version grows with every change of the product or of its media list.
+	Version int64 `db:"version"`
 }
 
 // Media is a file attached to a product, stored in S3 under Key.
@@ -68,6 +72,15 @@ type Drop struct {
 	PerUserLimit int        `db:"per_user_limit"`
 	CreatedAt    time.Time  `db:"created_at"`
 	UpdatedAt    time.Time  `db:"updated_at"`
+	// Version grows with every change of the row (status, window), apart
+	// from the stock's own version.
+	Version int64 `db:"version"`
+}
+
+// DropState is a drop with its stock, read together.
+type DropState struct {
+	Drop  Drop
+	Stock Stock
 }
 
 // Stock is a drop's inventory; Available + Reserved + Sold = Total always.

@@ -1,7 +1,8 @@
 // Package loaders holds the per-request dataloaders: every by-id read of a
-// GraphQL request is collected for a moment and answered by one
-// `WHERE id = ANY($1)` query, through the Redis cache where the value may be
-// cached, so the number of SQL queries does not grow with a list's length.
+// GraphQL request is collected for a moment and answered from the nearest
+// tier that has it: this instance's near cache, then Redis, then one
+// `WHERE id = ANY($1)` query, so the number of SQL queries does not grow with
+// a list's length.
 package loaders
 
 import (
@@ -31,7 +32,11 @@ type Option func(*settings)
 type settings struct {
 	wait   time.Duration
 	noMemo bool
+	near   *cache.Near
 }
+
+// WithNear puts the near cache n in front of Redis and the database.
+func WithNear(n *cache.Near) Option { return func(s *settings) { s.near = n } }
 
 // WithWait makes the loaders wait d (instead of Wait) for more keys.
 func WithWait(d time.Duration) Option { return func(s *settings) { s.wait = d } }
@@ -51,10 +56,11 @@ type Loaders struct {
 	Products       *dataloader.Loader[int64, *domain.Product]
 	Media          *dataloader.Loader[int64, *domain.Media]
 	MediaByProduct *dataloader.Loader[int64, []*domain.Media] // oldest first
-	// Drops, Stocks and PaymentByOrder change with every sale or transition,
-	// so they are batched but never cached in Redis.
-	Drops          *dataloader.Loader[int64, *domain.Drop]
-	Stocks         *dataloader.Loader[int64, *domain.Stock] // by drop id
+	// Drops and Stocks are read together (one statement) and cached only in
+	// the near cache, which events keep exact; never in Redis.
+	Drops  *dataloader.Loader[int64, *domain.Drop]
+	Stocks *dataloader.Loader[int64, *domain.Stock] // by drop id
+	// PaymentByOrder is batched but never cached.
 	PaymentByOrder *dataloader.Loader[int64, *domain.Payment]
 	// Notifications are read by id whoever owns them: callers check the owner.
 	Notifications *dataloader.Loader[int64, *domain.Notification]
@@ -68,33 +74,54 @@ type Loaders struct {
 	Connections
 }
 
-// New returns fresh loaders reading db through c (nil c: no Redis).
+// New returns fresh loaders reading db through c (nil c: no Redis) and,
+// WithNear, through a near cache in front of it.
 //
 // To add a loader: a field above, then one line here: cached(...) for a row
-// that writes evict from Redis (add its kind to package cache), direct(...)
-// for one read straight from the store.
+// whose changes are announced by events (add its kind and shape to package
+// cache and its events to the invalidators), direct(...) for one read
+// straight from the store.
 func New(db *store.DB, c *cache.Cache, opts ...Option) *Loaders {
 	set := settings{wait: Wait}
 	for _, o := range opts {
 		o(&set)
 	}
 	l := &Loaders{
-		Users:          cached(set, c, cache.KindUser, db.UsersByIDs, func(u *domain.User) int64 { return u.ID }),
-		Creators:       cached(set, c, cache.KindCreator, db.CreatorsByIDs, func(c *domain.Creator) int64 { return c.ID }),
-		Products:       cached(set, c, cache.KindProduct, db.ProductsByIDs, func(p *domain.Product) int64 { return p.ID }),
-		Media:          cached(set, c, cache.KindMedia, db.MediaByIDs, func(m *domain.Media) int64 { return m.ID }),
-		Drops:          direct(set, db.DropsByIDs, func(d *domain.Drop) int64 { return d.ID }),
-		Stocks:         direct(set, db.StocksByDropIDs, func(s *domain.Stock) int64 { return s.DropID }),
+		Users:          cached(set, c, userShape, db.UsersByIDs, func(u *domain.User) int64 { return u.ID }),
+		Creators:       cached(set, c, creatorShape, db.CreatorsByIDs, func(c *domain.Creator) int64 { return c.ID }),
+		Products:       cached(set, c, productShape, db.ProductsByIDs, func(p *domain.Product) int64 { return p.ID }),
+		Media:          cached(set, c, mediaShape, db.MediaByIDs, func(m *domain.Media) int64 { return m.ID }),
 		PaymentByOrder: direct(set, db.PaymentsByOrderIDs, func(p *domain.Payment) int64 { return p.OrderID }),
 		Notifications:  direct(set, db.NotificationsByIDs, func(n *domain.Notification) int64 { return n.ID }),
 		Orders:         direct(set, db.OrdersWithSellers, func(o *store.OrderWithSeller) int64 { return o.ID }),
 		Connections:    newConnections(set, db),
 	}
+	states := func(ctx context.Context, ids []int64) (map[int64]domain.DropState, error) {
+		return cache.Load(ctx, set.near, dropShape, ids, func(ctx context.Context, missing []int64, _ map[int64]cache.Version) (map[int64]domain.DropState, error) {
+			rows, err := db.DropStatesByIDs(ctx, missing)
+			if err != nil {
+				return nil, err
+			}
+			out := make(map[int64]domain.DropState, len(rows))
+			for _, r := range rows {
+				out[r.Drop.ID] = r
+			}
+			return out, nil
+		})
+	}
+	l.Drops = newLoader(set, func(ctx context.Context, ids []int64) (map[int64]*domain.Drop, error) {
+		found, err := states(ctx, ids)
+		return pick(found, err, func(s *domain.DropState) *domain.Drop { return &s.Drop })
+	}, peekPart(set.near, dropShape, func(s *domain.DropState) *domain.Drop { return &s.Drop }))
+	l.Stocks = newLoader(set, func(ctx context.Context, ids []int64) (map[int64]*domain.Stock, error) {
+		found, err := states(ctx, ids)
+		return pick(found, err, func(s *domain.DropState) *domain.Stock { return &s.Stock })
+	}, peekPart(set.near, dropShape, func(s *domain.DropState) *domain.Stock { return &s.Stock }))
 	l.CreatorByUser = newLoader(set, func(ctx context.Context, userIDs []int64) (map[int64]*domain.Creator, error) {
-		return creatorsByUser(ctx, db, c, l.Creators, userIDs)
-	})
+		return creatorsByUser(ctx, db, c, set.near, l.Creators, userIDs)
+	}, nil)
 	l.MediaByProduct = newLoader(set, func(ctx context.Context, productIDs []int64) (map[int64][]*domain.Media, error) {
-		lists, err := cache.GetMany(ctx, c, cache.KindProductMedia, productIDs, func(ctx context.Context, missing []int64) (map[int64][]domain.Media, error) {
+		lists, err := tiered(ctx, set.near, c, mediaListShape, productIDs, func(ctx context.Context, missing []int64) (map[int64][]domain.Media, error) {
 			found, err := db.MediaByProducts(ctx, missing)
 			if err != nil {
 				return nil, err
@@ -112,13 +139,12 @@ func New(db *store.DB, c *cache.Cache, opts ...Option) *Loaders {
 		}
 		out := make(map[int64][]*domain.Media, len(lists))
 		for id, list := range lists {
-			ptrs := make([]*domain.Media, len(list))
-			for i := range list {
-				ptrs[i] = &list[i]
-			}
-			out[id] = ptrs
+			out[id] = pointers(list)
 		}
 		return out, nil
+	}, func(id int64) ([]*domain.Media, bool) {
+		list, ok := cache.Peek[[]domain.Media](set.near, mediaListShape.Kind, id)
+		return pointers(list), ok
 	})
 	l.ViewerFollows = newLoader(set, func(ctx context.Context, creatorIDs []int64) (map[int64]bool, error) {
 		v := domain.ViewerFrom(ctx)
@@ -126,15 +152,15 @@ func New(db *store.DB, c *cache.Cache, opts ...Option) *Loaders {
 			return map[int64]bool{}, nil
 		}
 		return db.FollowsOf(ctx, v.UserID, creatorIDs)
-	})
+	}, nil)
 	return l
 }
 
 // creatorsByUser maps user ids to creator ids through Redis (the mapping
 // never changes once made), then loads the creators through their loader.
-func creatorsByUser(ctx context.Context, db *store.DB, c *cache.Cache, creators *dataloader.Loader[int64, *domain.Creator], userIDs []int64) (map[int64]*domain.Creator, error) {
+func creatorsByUser(ctx context.Context, db *store.DB, c *cache.Cache, near *cache.Near, creators *dataloader.Loader[int64, *domain.Creator], userIDs []int64) (map[int64]*domain.Creator, error) {
 	fresh := map[int64]*domain.Creator{}
-	ids, err := cache.GetMany(ctx, c, cache.KindCreatorOfUser, userIDs, func(ctx context.Context, missing []int64) (map[int64]int64, error) {
+	ids, err := tiered(ctx, near, c, creatorOfUserShape, userIDs, func(ctx context.Context, missing []int64) (map[int64]int64, error) {
 		found, err := db.CreatorByUserID(ctx, missing)
 		if err != nil {
 			return nil, err
@@ -177,11 +203,63 @@ func creatorsByUser(ctx context.Context, db *store.DB, c *cache.Cache, creators 
 	return out, nil
 }
 
-// cached returns a loader of rows by id that reads Redis first and fills the
-// misses with one call of fetch.
-func cached[T any](set settings, c *cache.Cache, kind string, fetch func(context.Context, []int64) ([]T, error), id func(*T) int64) *dataloader.Loader[int64, *T] {
+// tiered reads ids of one kind from the near cache, then Redis, then fill.
+// A Redis value older than what an event announced counts as missing, as
+// does any of an unversioned kind an event was about.
+func tiered[T any](ctx context.Context, near *cache.Near, c *cache.Cache, s cache.Shape[T], ids []int64,
+	fill func(ctx context.Context, missing []int64) (map[int64]T, error)) (map[int64]T, error) {
+	return cache.Load(ctx, near, s, ids, func(ctx context.Context, missing []int64, floor map[int64]cache.Version) (map[int64]T, error) {
+		var stale func(int64, *T) bool
+		if len(floor) > 0 {
+			stale = func(id int64, v *T) bool {
+				f, ok := floor[id]
+				return ok && (s.Version == nil || s.Version(v).Before(f))
+			}
+		}
+		return cache.GetNewer(ctx, c, s.Kind, missing, stale, fill)
+	})
+}
+
+// pointers points at each item of list.
+func pointers[T any](list []T) []*T {
+	ptrs := make([]*T, len(list))
+	for i := range list {
+		ptrs[i] = &list[i]
+	}
+	return ptrs
+}
+
+// peekPart answers a loader's key at once from the near cache, when held.
+func peekPart[T, P any](near *cache.Near, s cache.Shape[T], part func(*T) *P) func(int64) (*P, bool) {
+	if near == nil {
+		return nil
+	}
+	return func(id int64) (*P, bool) {
+		v, ok := cache.Peek[T](near, s.Kind, id)
+		if !ok {
+			return nil, false
+		}
+		return part(&v), true
+	}
+}
+
+// pick points at one part of each found value.
+func pick[T, P any](found map[int64]T, err error, part func(*T) *P) (map[int64]*P, error) {
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[int64]*P, len(found))
+	for id, v := range found {
+		out[id] = part(&v)
+	}
+	return out, nil
+}
+
+// cached returns a loader of rows by id that reads the near cache and Redis
+// first and fills the misses with one call of fetch.
+func cached[T any](set settings, c *cache.Cache, s cache.Shape[T], fetch func(context.Context, []int64) ([]T, error), id func(*T) int64) *dataloader.Loader[int64, *T] {
 	return newLoader(set, func(ctx context.Context, ids []int64) (map[int64]*T, error) {
-		values, err := cache.GetMany(ctx, c, kind, ids, func(ctx context.Context, missing []int64) (map[int64]T, error) {
+		values, err := tiered(ctx, set.near, c, s, ids, func(ctx context.Context, missing []int64) (map[int64]T, error) {
 			rows, err := fetch(ctx, missing)
 			if err != nil {
 				return nil, err
@@ -200,7 +278,7 @@ func cached[T any](set settings, c *cache.Cache, kind string, fetch func(context
 			out[k] = &v
 		}
 		return out, nil
-	})
+	}, peekPart(set.near, s, func(v *T) *T { return v }))
 }
 
 // direct returns a loader of rows by id read with one call of fetch per batch.
@@ -215,13 +293,14 @@ func direct[T any](set settings, fetch func(context.Context, []int64) ([]T, erro
 			out[id(&rows[i])] = &rows[i]
 		}
 		return out, nil
-	})
+	}, nil)
 }
 
 // newLoader turns a read of many keys into a dataloader: results in the
 // order of the keys, the zero value for a key the read did not return, and
-// the read's error for every key when it fails.
-func newLoader[V any](set settings, read func(context.Context, []int64) (map[int64]V, error)) *dataloader.Loader[int64, V] {
+// the read's error for every key when it fails. A key peek answers (a near
+// cache hit) is answered at once, without waiting for a batch.
+func newLoader[V any](set settings, read func(context.Context, []int64) (map[int64]V, error), peek func(int64) (V, bool)) *dataloader.Loader[int64, V] {
 	batch := func(ctx context.Context, keys []int64) []*dataloader.Result[V] {
 		found, err := read(ctx, keys)
 		out := make([]*dataloader.Result[V], len(keys))
@@ -238,11 +317,42 @@ func newLoader[V any](set settings, read func(context.Context, []int64) (map[int
 		dataloader.WithWait[int64, V](set.wait),
 		dataloader.WithBatchCapacity[int64, V](MaxBatch),
 	}
+	var memo dataloader.Cache[int64, V] = dataloader.NewCache[int64, V]()
 	if set.noMemo {
-		opts = append(opts, dataloader.WithCache[int64, V](&dataloader.NoCache[int64, V]{}))
+		memo = &dataloader.NoCache[int64, V]{}
 	}
+	if peek != nil {
+		memo = &peeking[V]{memo: memo, peek: peek}
+	}
+	opts = append(opts, dataloader.WithCache(memo))
 	return dataloader.NewBatchedLoader(batch, opts...)
 }
+
+// peeking is a loader's memory of answered keys that also answers the keys
+// the near cache holds.
+type peeking[V any] struct {
+	memo dataloader.Cache[int64, V]
+	peek func(int64) (V, bool)
+}
+
+func (p *peeking[V]) Get(ctx context.Context, id int64) (dataloader.Thunk[V], bool) {
+	if t, ok := p.memo.Get(ctx, id); ok {
+		return t, true
+	}
+	v, ok := p.peek(id)
+	if !ok {
+		return nil, false
+	}
+	t := func() (V, error) { return v, nil }
+	p.memo.Set(ctx, id, t)
+	return t, true
+}
+
+func (p *peeking[V]) Set(ctx context.Context, id int64, t dataloader.Thunk[V]) {
+	p.memo.Set(ctx, id, t)
+}
+func (p *peeking[V]) Delete(ctx context.Context, id int64) bool { return p.memo.Delete(ctx, id) }
+func (p *peeking[V]) Clear()                                    { p.memo.Clear() }
 
 type ctxKey struct{}
 
@@ -278,15 +388,17 @@ func For(ctx context.Context) *Loaders {
 // Middleware gives every request fresh loaders, so nothing is shared (or
 // held stale) between requests; a request that opens a subscription stream
 // gets loaders that remember nothing (NoMemo).
-func Middleware(db *store.DB, c *cache.Cache) func(http.Handler) http.Handler {
+func Middleware(db *store.DB, c *cache.Cache, base ...Option) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			var opts []Option
+			opts := base
 			if streams(r) {
-				opts = append(opts, NoMemo())
+				opts = append(opts[:len(opts):len(opts)], NoMemo())
 			}
 			z := &lazy{build: func() *Loaders { return New(db, c, opts...) }}
-			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, z)))
+			// The loaders' Redis reads of one moment share a round trip.
+			ctx := cache.WithWave(r.Context(), c)
+			next.ServeHTTP(w, r.WithContext(context.WithValue(ctx, ctxKey{}, z)))
 		})
 	}
 }

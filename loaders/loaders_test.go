@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"livedrops/cache"
 	"livedrops/catalog"
 	"livedrops/config"
@@ -23,6 +25,7 @@ import (
 type env struct {
 	db    *store.DB
 	cache *cache.Cache
+	rdb   redis.UniversalClient
 }
 
 // setup opens a fresh database and a Redis prefix of the test's own.
@@ -35,7 +38,7 @@ func setup(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { rdb.Close() })
-	return &env{db: db, cache: cache.New(rdb, prefix, time.Minute)}
+	return &env{db: db, cache: cache.New(rdb, prefix, time.Minute), rdb: rdb}
 }
 
 // creator makes a user and its creator profile.

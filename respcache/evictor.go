@@ -18,8 +18,9 @@ import (
 // another consumer, in its own time, and a response refilled from it in
 // between would otherwise keep its old value for its whole maxAge.
 //
-// Follows write no event: a follower count or follower list is fresh on the
-// writing instance at once and on the others within its maxAge (10 s).
+// A follow writes CreatorUpdated, which evicts the creator and its
+// followers; the follower's own following list is fresh on the writing
+// instance at once and on the others within its maxAge (10 s).
 // Creating a product or becoming a creator writes none either: other
 // instances see the new item in lists within the lists' maxAge.
 func (c *Cache) Handle(ctx context.Context, ev domain.Event) error {
@@ -62,6 +63,19 @@ func EventTags(ev domain.Event) (tags []string, ok bool) {
 			return nil, false
 		}
 		return []string{DropTag(p.DropID)}, true
+	case domain.EventCreatorUpdated:
+		var p domain.CreatorPayload
+		if json.Unmarshal(ev.Payload, &p) != nil || p.CreatorID == 0 {
+			return nil, false
+		}
+		tags := []string{CreatorTag(p.CreatorID), CreatorTag(p.CreatorID) + ":followers"}
+		if p.UserID != 0 {
+			tags = append(tags, UserTag(p.UserID)+":following")
+		}
+		if p.Created {
+			tags = append(tags, ListCreators, UserTag(p.UserID))
+		}
+		return tags, true
 	case domain.EventProductUpdated:
 		var p domain.ProductPayload
 		if json.Unmarshal(ev.Payload, &p) != nil || p.ProductID == 0 {

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
@@ -14,7 +15,7 @@ import (
 
 // creatorSelect reads creators with their user's handle; callers append the
 // WHERE clause.
-const creatorSelect = `SELECT c.id, c.user_id, u.handle, c.display_name, c.bio, c.follower_count, c.created_at
+const creatorSelect = `SELECT c.id, c.user_id, u.handle, c.display_name, c.bio, c.follower_count, c.created_at, c.version
 	FROM creators c JOIN users u ON u.id = c.user_id`
 
 // CreateCreator makes the user a creator; a second time is CONFLICT, an
@@ -32,6 +33,11 @@ func (db *DB) CreateCreator(ctx context.Context, userID int64, displayName, bio 
 			return mapError(err, "make user #%d a creator", userID)
 		}
 		if c, err = creatorByID(ctx, tx, id); err != nil {
+			return err
+		}
+		// Lists of creators on every instance hear of the newcomer from this event.
+		err = db.creatorChanged(ctx, tx, domain.CreatorPayload{CreatorID: id, Version: c.Version, UserID: userID, Created: true})
+		if err != nil {
 			return err
 		}
 		return writeAudit(ctx, tx, auditBy(ctx, userID, "creator.create", "creator", id,
@@ -108,4 +114,13 @@ func (db *DB) Creators(ctx context.Context, p PageArgs) (Page[domain.Creator], e
 func isForeignKeyViolation(err error, constraint string) bool {
 	var pqErr *pq.Error
 	return errors.As(err, &pqErr) && pqErr.Code == "23503" && pqErr.Constraint == constraint
+}
+
+// creatorChanged writes the CreatorUpdated event of p inside tx.
+func (db *DB) creatorChanged(ctx context.Context, tx *sqlx.Tx, p domain.CreatorPayload) error {
+	ev, err := NewEvent(domain.EventCreatorUpdated, "creator:"+strconv.FormatInt(p.CreatorID, 10), p, db.now())
+	if err != nil {
+		return err
+	}
+	return insertOutbox(ctx, tx, db.Topic, ev)
 }

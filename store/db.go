@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -35,7 +36,15 @@ type DB struct {
 	Statements atomic.Int64
 	// Topic is the Kafka topic outbox events are written for.
 	Topic string
+	// OnCommit, when set, is given the events a transaction wrote, once it
+	// has committed: this instance's caches apply them before Kafka brings
+	// them back, so a writer reads its own writes.
+	OnCommit func(ctx context.Context, events []domain.Event)
 }
+
+// written holds, per open transaction of a DB with OnCommit, the events it
+// wrote to the outbox.
+var written sync.Map // *sqlx.Tx → []domain.Event
 
 // Open connects to PostgreSQL and checks the connection.
 func Open(ctx context.Context, url string) (*DB, error) {
@@ -94,12 +103,19 @@ func (db *DB) inTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
 	if err != nil {
 		return fmt.Errorf("store: begin: %w", err)
 	}
+	if db.OnCommit != nil {
+		written.Store(tx, []domain.Event(nil))
+		defer written.Delete(tx)
+	}
 	if err := fn(tx); err != nil {
 		_ = tx.Rollback()
 		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("store: commit: %w", err)
+	}
+	if evs, ok := written.Load(tx); ok && len(evs.([]domain.Event)) > 0 {
+		db.OnCommit(ctx, evs.([]domain.Event))
 	}
 	return nil
 }

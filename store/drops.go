@@ -14,7 +14,7 @@ import (
 	"livedrops/domain"
 )
 
-const dropColumns = `id, product_id, creator_id, title, status, starts_at, ends_at, per_user_limit, created_at, updated_at`
+const dropColumns = `id, product_id, creator_id, title, status, starts_at, ends_at, per_user_limit, created_at, updated_at, version`
 
 // dropKey is the outbox (and Kafka partition) key of every drop, stock and
 // order event, so one drop's events keep their order.
@@ -64,7 +64,7 @@ func (db *DB) DropOwner(ctx context.Context, dropID int64) (*domain.Drop, int64,
 		OwnerUserID int64 `db:"owner_user_id"`
 	}
 	err := db.GetContext(ctx, &row, `SELECT d.id, d.product_id, d.creator_id, d.title, d.status,
-		d.starts_at, d.ends_at, d.per_user_limit, d.created_at, d.updated_at, c.user_id AS owner_user_id
+		d.starts_at, d.ends_at, d.per_user_limit, d.created_at, d.updated_at, d.version, c.user_id AS owner_user_id
 		FROM drops d JOIN creators c ON c.id = d.creator_id WHERE d.id = $1`, dropID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, 0, domain.Errorf(domain.NotFound, "drop not found")
@@ -142,11 +142,12 @@ func (db *DB) TransitionDrop(ctx context.Context, t DropTransition) (*domain.Dro
 	now := db.now()
 	var d domain.Drop
 	err := db.inTx(ctx, func(tx *sqlx.Tx) error {
-		q := `UPDATE drops SET status = $3, updated_at = $4 WHERE id = $1 AND status = ANY($2) RETURNING ` + dropColumns
+		q := `UPDATE drops SET status = $3, updated_at = $4, version = version + 1
+			WHERE id = $1 AND status = ANY($2) RETURNING ` + dropColumns
 		if t.To == domain.DropLive {
 			q = `UPDATE drops SET
 				status = CASE WHEN (SELECT available FROM inventory WHERE drop_id = $1) > 0 THEN $3 ELSE 'SOLD_OUT' END,
-				starts_at = LEAST(starts_at, $4), updated_at = $4
+				starts_at = LEAST(starts_at, $4), updated_at = $4, version = version + 1
 				WHERE id = $1 AND status = ANY($2) AND ends_at > $4 RETURNING ` + dropColumns
 		}
 		err := tx.GetContext(ctx, &d, q, t.DropID, pq.Array(statusStrings(t.From)), string(t.To), now)
@@ -226,7 +227,7 @@ func (db *DB) dropEvent(ctx context.Context, tx *sqlx.Tx, typ string, d *domain.
 func newDropEvent(typ string, d *domain.Drop, at time.Time) (domain.Event, error) {
 	return NewEvent(typ, dropKey(d.ID), domain.DropPayload{
 		DropID: d.ID, CreatorID: d.CreatorID, ProductID: d.ProductID,
-		Status: d.Status, StartsAt: d.StartsAt, EndsAt: d.EndsAt,
+		Status: d.Status, StartsAt: d.StartsAt, EndsAt: d.EndsAt, Version: d.Version,
 	}, at)
 }
 
@@ -247,9 +248,11 @@ func (db *DB) StartDueDrops(ctx context.Context, limit int) ([]domain.Drop, erro
 	return db.dueDrops(ctx, limit, `SELECT id FROM drops
 		WHERE status = 'SCHEDULED' AND starts_at <= $1 AND ends_at > $1
 		ORDER BY starts_at, id LIMIT $2 FOR UPDATE SKIP LOCKED`,
-		`UPDATE drops SET status = CASE WHEN i.available > 0 THEN 'LIVE' ELSE 'SOLD_OUT' END, updated_at = $2
+		`UPDATE drops SET status = CASE WHEN i.available > 0 THEN 'LIVE' ELSE 'SOLD_OUT' END, updated_at = $2,
+			version = drops.version + 1
 		FROM inventory i WHERE drops.id = ANY($1) AND i.drop_id = drops.id AND drops.status = 'SCHEDULED'
-		RETURNING `+dropColumns, // no column of inventory shares a name with one of drops
+		RETURNING drops.id, drops.product_id, drops.creator_id, drops.title, drops.status, drops.starts_at,
+			drops.ends_at, drops.per_user_limit, drops.created_at, drops.updated_at, drops.version`, // inventory has a version too
 		domain.EventDropStarted, "drop.start")
 }
 
@@ -260,7 +263,7 @@ func (db *DB) EndDueDrops(ctx context.Context, limit int) ([]domain.Drop, error)
 	return db.dueDrops(ctx, limit, `SELECT id FROM drops
 		WHERE status IN ('LIVE', 'SOLD_OUT', 'SCHEDULED') AND ends_at <= $1
 		ORDER BY ends_at, id LIMIT $2 FOR UPDATE SKIP LOCKED`,
-		`UPDATE drops SET status = 'ENDED', updated_at = $2
+		`UPDATE drops SET status = 'ENDED', updated_at = $2, version = version + 1
 		WHERE id = ANY($1) AND status IN ('LIVE', 'SOLD_OUT', 'SCHEDULED')
 		RETURNING `+dropColumns,
 		domain.EventDropEnded, "drop.end")
@@ -311,6 +314,28 @@ func (db *DB) DropsByIDs(ctx context.Context, ids []int64) ([]domain.Drop, error
 	var out []domain.Drop
 	err := db.SelectContext(ctx, &out, `SELECT `+dropColumns+` FROM drops WHERE id = ANY($1)`, pq.Array(ids))
 	return out, mapError(err, "read %d drops by id", len(ids))
+}
+
+// DropStatesByIDs returns the drops with the given ids with their stock, in
+// one statement (one snapshot), in no particular order; ids that match
+// nothing are left out.
+func (db *DB) DropStatesByIDs(ctx context.Context, ids []int64) ([]domain.DropState, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	var rows []stockRow
+	err := db.SelectContext(ctx, &rows, `SELECT i.drop_id, i.total, i.available, i.reserved, i.sold, i.version,
+			d.id, d.product_id, d.creator_id, d.title, d.status, d.starts_at, d.ends_at, d.per_user_limit,
+			d.created_at, d.updated_at, d.version AS drop_version
+		FROM drops d JOIN inventory i ON i.drop_id = d.id WHERE d.id = ANY($1)`, pq.Array(ids))
+	if err != nil {
+		return nil, mapError(err, "read %d drops with their stock", len(ids))
+	}
+	out := make([]domain.DropState, len(rows))
+	for i, r := range rows {
+		out[i] = r.state()
+	}
+	return out, nil
 }
 
 // byStart is the order of every drop list but the live one: start time, then id.

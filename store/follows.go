@@ -47,9 +47,15 @@ func (db *DB) changeFollow(ctx context.Context, creatorID, followerID int64, fol
 			if !follow {
 				delta, action = -1, "creator.unfollow"
 			}
-			_, err := tx.ExecContext(ctx, `UPDATE creators SET follower_count = follower_count + $2 WHERE id = $1`, creatorID, delta)
+			p := domain.CreatorPayload{UserID: followerID}
+			err := tx.QueryRowxContext(ctx, `UPDATE creators SET follower_count = follower_count + $2, version = version + 1
+				WHERE id = $1 RETURNING id, follower_count, version`, creatorID, delta).Scan(&p.CreatorID, &p.FollowerCount, &p.Version)
 			if err != nil {
 				return mapError(err, "count follower of creator #%d", creatorID)
+			}
+			// Every instance's caches hear of the new count from this event.
+			if err := db.creatorChanged(ctx, tx, p); err != nil {
+				return err
 			}
 			err = writeAudit(ctx, tx, auditBy(ctx, followerID, action, "creator", creatorID, map[string]any{"followerId": followerID}))
 			if err != nil {
@@ -133,7 +139,7 @@ func (db *DB) Following(ctx context.Context, userID int64, p PageArgs) (Page[dom
 func (db *DB) FollowingOf(ctx context.Context, userIDs []int64, p PageArgs) (map[int64]Page[domain.Creator], error) {
 	k := keyset{At: "f.created_at", ID: "f.creator_id", Desc: true}
 	body, args := k.lateral(`SELECT c.id, c.user_id, u.handle, c.display_name, c.bio, c.follower_count, c.created_at,
-			f.follower_id, f.created_at AS followed_at
+			c.version, f.follower_id, f.created_at AS followed_at
 		FROM follows f JOIN creators c ON c.id = f.creator_id JOIN users u ON u.id = c.user_id
 		WHERE f.follower_id = parent.id`, p, 2)
 	pages, err := pagesOf(ctx, db, userIDs, body, args, k, p,

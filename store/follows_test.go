@@ -3,7 +3,9 @@ package store_test
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -51,12 +53,15 @@ func TestFollowRules(t *testing.T) {
 		follow    bool
 		wantCount int64
 		wantAudit int
+		// wantVersion is the creator's version, and how many CreatorUpdated
+		// events it has besides the one of its creation.
+		wantVersion int64
 	}{
-		{true, 1, 1},
-		{true, 1, 1}, // again: no change, no audit
-		{false, 0, 1},
-		{false, 0, 1},
-		{true, 1, 2},
+		{true, 1, 1, 1},
+		{true, 1, 1, 1}, // again: no change, no audit, no event
+		{false, 0, 1, 2},
+		{false, 0, 1, 2},
+		{true, 1, 2, 3},
 	} {
 		change := db.Follow
 		if !step.follow {
@@ -71,6 +76,28 @@ func TestFollowRules(t *testing.T) {
 		}
 		if n := auditRows(t, db, "creator.follow", c.ID); n != step.wantAudit {
 			t.Fatalf("step %d: %d follow audit rows, want %d", i, n, step.wantAudit)
+		}
+		var envelopes []string
+		if err := db.SelectContext(ctx, &envelopes, `SELECT payload FROM outbox WHERE type = $1 ORDER BY id`, domain.EventCreatorUpdated); err != nil {
+			t.Fatal(err)
+		}
+		var first, last struct {
+			Key     string
+			Payload domain.CreatorPayload
+		}
+		if err := json.Unmarshal([]byte(envelopes[0]), &first); err != nil {
+			t.Fatal(err)
+		}
+		if want := (domain.CreatorPayload{CreatorID: c.ID, UserID: c.UserID, Created: true}); first.Payload != want {
+			t.Fatalf("step %d: the creation's event %+v, want %+v", i, first.Payload, want)
+		}
+		if err := json.Unmarshal([]byte(envelopes[len(envelopes)-1]), &last); err != nil {
+			t.Fatal(err)
+		}
+		want := domain.CreatorPayload{CreatorID: c.ID, FollowerCount: step.wantCount, Version: step.wantVersion, UserID: fan.ID}
+		if got.Version != step.wantVersion || int64(len(envelopes)) != step.wantVersion+1 || last.Payload != want ||
+			last.Key != "creator:"+strconv.FormatInt(c.ID, 10) {
+			t.Fatalf("step %d: creator version %d, %d CreatorUpdated events, the last %+v; want %+v", i, got.Version, len(envelopes), last, want)
 		}
 	}
 

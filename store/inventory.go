@@ -37,10 +37,18 @@ func release(q int) stockMove { return stockMove{Available: q, Reserved: -q} } /
 func sell(q int) stockMove    { return stockMove{Reserved: -q, Sold: q} }      // a payment confirms
 func adjust(d int) stockMove  { return stockMove{Total: d, Available: d} }     // restock or shrink
 
-// stockRow is an inventory row read with its drop in one statement.
+// stockRow is an inventory row read with its drop in one statement; both
+// rows have a version, so the drop's is read as drop_version.
 type stockRow struct {
 	domain.Stock
 	domain.Drop
+	DropVersion int64 `db:"drop_version"`
+}
+
+func (r stockRow) state() domain.DropState {
+	d := r.Drop
+	d.Version = r.DropVersion
+	return domain.DropState{Drop: d, Stock: r.Stock}
 }
 
 // moveStock applies m to the drop's inventory if what remains available stays
@@ -56,7 +64,7 @@ func moveStock(ctx context.Context, tx *sqlx.Tx, dropID int64, m stockMove, maxT
 		FROM drops d
 		WHERE i.drop_id = $1 AND d.id = i.drop_id AND i.available + $3 >= 0 AND i.total + $2 <= $6
 		RETURNING i.drop_id, i.total, i.available, i.reserved, i.sold, i.version, d.id, d.product_id, d.creator_id, d.title,
-			d.status, d.starts_at, d.ends_at, d.per_user_limit, d.created_at, d.updated_at`,
+			d.status, d.starts_at, d.ends_at, d.per_user_limit, d.created_at, d.updated_at, d.version AS drop_version`,
 		dropID, m.Total, m.Available, m.Reserved, m.Sold, maxTotal)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, domain.Stock{}, false, nil
@@ -64,7 +72,8 @@ func moveStock(ctx context.Context, tx *sqlx.Tx, dropID int64, m stockMove, maxT
 	if err != nil {
 		return nil, domain.Stock{}, false, mapError(err, "move stock of drop #%d by %+v", dropID, m)
 	}
-	return &row.Drop, row.Stock, true, nil
+	st := row.state()
+	return &st.Drop, st.Stock, true, nil
 }
 
 // noStockCap is the maxTotal of moves that do not grow the total.
@@ -72,7 +81,7 @@ const noStockCap = 1 << 30
 
 func stockPayload(d *domain.Drop, s domain.Stock) domain.StockPayload {
 	return domain.StockPayload{DropID: d.ID, CreatorID: d.CreatorID, Total: s.Total,
-		Available: s.Available, Reserved: s.Reserved, Sold: s.Sold, Version: s.Version, Status: d.Status}
+		Available: s.Available, Reserved: s.Reserved, Sold: s.Sold, Version: s.Version, Status: d.Status, DropVersion: d.Version}
 }
 
 // stockMoved returns the events of a move m that left the drop d at after, and
@@ -133,19 +142,18 @@ func isLow(s domain.Stock) bool { return s.Available*10 <= s.Total }
 // flipStatus moves d from one status to another if it is still in from (and,
 // going back to LIVE, its window is still open), updating d.
 func flipStatus(ctx context.Context, tx *sqlx.Tx, d *domain.Drop, from, to domain.DropStatus, now time.Time) (bool, error) {
-	res, err := tx.ExecContext(ctx, `UPDATE drops SET status = $3, updated_at = $4
-		WHERE id = $1 AND status = $2 AND ($3 <> 'LIVE' OR ends_at > $4)`, d.ID, string(from), string(to), now)
+	var version int64
+	err := tx.QueryRowxContext(ctx, `UPDATE drops SET status = $3, updated_at = $4, version = version + 1
+		WHERE id = $1 AND status = $2 AND ($3 <> 'LIVE' OR ends_at > $4) RETURNING version`,
+		d.ID, string(from), string(to), now).Scan(&version)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
 	if err != nil {
 		return false, mapError(err, "set drop #%d %s", d.ID, to)
 	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return false, mapError(err, "set drop #%d %s", d.ID, to)
-	}
-	if n == 1 {
-		d.Status, d.UpdatedAt = to, now
-	}
-	return n == 1, nil
+	d.Status, d.UpdatedAt, d.Version = to, now, version
+	return true, nil
 }
 
 // AdjustStock adds delta units (negative: removes them) to the drop's total

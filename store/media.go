@@ -39,7 +39,8 @@ func (db *DB) CreateMedia(ctx context.Context, m *domain.Media) error {
 			return err
 		}
 		// A product's media list is part of the cached product view.
-		return db.productChanged(ctx, tx, m.ProductID, creatorID, now)
+		_, err = db.productChanged(ctx, tx, m.ProductID, creatorID, now)
+		return err
 	})
 	if err != nil {
 		return err

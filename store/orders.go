@@ -295,7 +295,7 @@ func batchSale(ctx context.Context, tx *sqlx.Tx, dropID int64, batch []NewOrder,
 		Currency   string `db:"currency"`
 	}
 	err := tx.GetContext(ctx, &row, `SELECT d.id, d.product_id, d.creator_id, d.title, d.status,
-			d.starts_at, d.ends_at, d.per_user_limit, d.created_at, d.updated_at, p.price_cents, p.currency
+			d.starts_at, d.ends_at, d.per_user_limit, d.created_at, d.updated_at, d.version, p.price_cents, p.currency
 		FROM drops d JOIN products p ON p.id = d.product_id WHERE d.id = $1`, dropID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil, domain.Errorf(domain.NotFound, "drop not found")

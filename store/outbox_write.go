@@ -56,5 +56,11 @@ func insertOutbox(ctx context.Context, tx *sqlx.Tx, topic string, events ...doma
 		FROM unnest($2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS e(key, type, payload, n)
 		ORDER BY e.n`,
 		topic, pq.Array(keys), pq.Array(types), pq.Array(envelopes))
-	return mapError(err, "write %d outbox events (first %s)", len(events), events[0].Type)
+	if err != nil {
+		return mapError(err, "write %d outbox events (first %s)", len(events), events[0].Type)
+	}
+	if evs, ok := written.Load(tx); ok {
+		written.Store(tx, append(evs.([]domain.Event), events...))
+	}
+	return nil
 }

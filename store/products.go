@@ -13,12 +13,12 @@ import (
 	"livedrops/domain"
 )
 
-const productColumns = `id, creator_id, title, description, price_cents, currency, created_at, updated_at`
+const productColumns = `id, creator_id, title, description, price_cents, currency, created_at, updated_at, version`
 
 // CreateProduct inserts p and fills its id and timestamps.
 func (db *DB) CreateProduct(ctx context.Context, p *domain.Product) error {
 	now := db.now()
-	var id int64
+	var id, version int64
 	err := db.inTx(ctx, func(tx *sqlx.Tx) error {
 		err := tx.QueryRowxContext(ctx, `INSERT INTO products
 			(creator_id, title, description, price_cents, currency, created_at, updated_at)
@@ -32,12 +32,13 @@ func (db *DB) CreateProduct(ctx context.Context, p *domain.Product) error {
 		if err := writeAudit(ctx, tx, auditOf(ctx, "product.create", "product", id, created)); err != nil {
 			return err
 		}
-		return db.productChanged(ctx, tx, id, p.CreatorID, now)
+		version, err = db.productChanged(ctx, tx, id, p.CreatorID, now)
+		return err
 	})
 	if err != nil {
 		return err
 	}
-	p.ID, p.CreatedAt, p.UpdatedAt = id, now, now
+	p.ID, p.CreatedAt, p.UpdatedAt, p.Version = id, now, now, version
 	return nil
 }
 
@@ -49,6 +50,7 @@ func (db *DB) UpdateProduct(ctx context.Context, p *domain.Product) error {
 		CreatorID int64     `db:"creator_id"`
 		CreatedAt time.Time `db:"created_at"`
 	}
+	var version int64
 	err := db.inTx(ctx, func(tx *sqlx.Tx) error {
 		err := tx.QueryRowxContext(ctx, `UPDATE products
 			SET title = $2, description = $3, price_cents = $4, currency = $5, updated_at = $6
@@ -65,12 +67,13 @@ func (db *DB) UpdateProduct(ctx context.Context, p *domain.Product) error {
 		if err := writeAudit(ctx, tx, auditOf(ctx, "product.update", "product", p.ID, updated)); err != nil {
 			return err
 		}
-		return db.productChanged(ctx, tx, p.ID, stored.CreatorID, now)
+		version, err = db.productChanged(ctx, tx, p.ID, stored.CreatorID, now)
+		return err
 	})
 	if err != nil {
 		return err
 	}
-	p.CreatorID, p.CreatedAt, p.UpdatedAt = stored.CreatorID, stored.CreatedAt, now
+	p.CreatorID, p.CreatedAt, p.UpdatedAt, p.Version = stored.CreatorID, stored.CreatedAt, now, version
 	return nil
 }
 
@@ -103,15 +106,20 @@ func (db *DB) ProductsByCreators(ctx context.Context, creatorIDs []int64, p Page
 		func(r domain.Product) Cursor { return Cursor{At: r.CreatedAt, ID: r.ID} }, "list products of creators")
 }
 
-// productChanged writes the ProductUpdated event other instances evict their
-// cached copy on.
-func (db *DB) productChanged(ctx context.Context, tx *sqlx.Tx, productID, creatorID int64, at time.Time) error {
-	ev, err := NewEvent(domain.EventProductUpdated, "product:"+strconv.FormatInt(productID, 10),
-		domain.ProductPayload{ProductID: productID, CreatorID: creatorID}, at)
+// productChanged bumps the product's version and writes the ProductUpdated
+// event every instance's caches update on; it returns the new version.
+func (db *DB) productChanged(ctx context.Context, tx *sqlx.Tx, productID, creatorID int64, at time.Time) (int64, error) {
+	var version int64
+	err := tx.QueryRowxContext(ctx, `UPDATE products SET version = version + 1 WHERE id = $1 RETURNING version`, productID).Scan(&version)
 	if err != nil {
-		return err
+		return 0, mapError(err, "bump version of product #%d", productID)
 	}
-	return insertOutbox(ctx, tx, db.Topic, ev)
+	ev, err := NewEvent(domain.EventProductUpdated, "product:"+strconv.FormatInt(productID, 10),
+		domain.ProductPayload{ProductID: productID, CreatorID: creatorID, Version: version}, at)
+	if err != nil {
+		return 0, err
+	}
+	return version, insertOutbox(ctx, tx, db.Topic, ev)
 }
 
 // auditOf is the audit row of a change made on behalf of ctx's viewer (or the

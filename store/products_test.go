@@ -118,7 +118,7 @@ func TestCreateAndUpdateProduct(t *testing.T) {
 	if len(rows) != 2 {
 		t.Fatalf("outbox has %d rows, want 2", len(rows))
 	}
-	for _, r := range rows {
+	for i, r := range rows {
 		var ev domain.Event
 		if err := json.Unmarshal(r.Payload, &ev); err != nil {
 			t.Fatalf("outbox payload is not an envelope: %v", err)
@@ -130,7 +130,7 @@ func TestCreateAndUpdateProduct(t *testing.T) {
 		wantKey := "product:" + strconv.FormatInt(p.ID, 10)
 		if r.Topic != "livedrops.events" || r.Type != domain.EventProductUpdated || r.Key != wantKey ||
 			ev.Type != r.Type || ev.Key != wantKey || uuid.Validate(ev.ID) != nil ||
-			payload != (domain.ProductPayload{ProductID: p.ID, CreatorID: creatorID}) {
+			payload != (domain.ProductPayload{ProductID: p.ID, CreatorID: creatorID, Version: int64(i + 1)}) {
 			t.Fatalf("outbox row %+v with envelope %+v payload %+v", r, ev, payload)
 		}
 	}

@@ -105,7 +105,7 @@ func TestPlaceOrderEventsAndSale(t *testing.T) {
 		t.Fatalf("stock %+v, %v: want one with a version", stocks, err)
 	}
 	if sp != (domain.StockPayload{DropID: d.ID, CreatorID: w.Creator.ID, Total: 10, Available: 0, Reserved: 10,
-		Version: stocks[0].Version, Status: domain.DropSoldOut}) || last.Key != orderstest.DropKey(d.ID) {
+		Version: stocks[0].Version, Status: domain.DropSoldOut, DropVersion: w.DropNow(t, d.ID).Version}) || last.Key != orderstest.DropKey(d.ID) {
 		t.Fatalf("SoldOut event %+v, payload %+v", last, sp)
 	}
 	if got := w.DropNow(t, d.ID).Status; got != domain.DropSoldOut {

@@ -25,6 +25,20 @@ import (
 // each instance's copy exact.
 const KindDrop = "drop"
 
+// Kinds of lists' first pages ("heads"), held only in the near cache: the
+// events of their items evict them. A creator's drops are kept per status
+// filter (KindCreatorDrops + ":" + status, "" for all); the live drops under
+// id 0.
+const (
+	KindCreatorProducts  = "creator_products"
+	KindCreatorDrops     = "creator_drops"
+	KindCreatorFollowers = "creator_followers"
+	KindLiveDrops        = "live_drops"
+)
+
+// dropFilters are the status filters a creator's drops may be listed by.
+var dropFilters = []domain.DropStatus{"", domain.DropScheduled, domain.DropLive, domain.DropSoldOut, domain.DropEnded, domain.DropCancelled}
+
 // NearTTL is how long a near-cache value lives at most: a safety net only,
 // since events update or evict every value that changes.
 const NearTTL = time.Minute
@@ -226,7 +240,8 @@ func (n *Near) stripe(k nearKey) *atomic.Uint64 {
 // instance's tail consumer hands it every event. A stock event sets the
 // drop's stock and status in place, a lifecycle event its status and window,
 // a CreatorUpdated the follower count, each only where it is newer than
-// what is held; a ProductUpdated leaves a tombstone of its version. An event
+// what is held; a ProductUpdated leaves a tombstone of its version. Each
+// also evicts the heads of the lists its item sits in. An event
 // whose payload cannot be read is skipped (no retry could help).
 func (n *Near) Handle(ctx context.Context, ev domain.Event) error {
 	switch ev.Type {
@@ -235,6 +250,7 @@ func (n *Near) Handle(ctx context.Context, ev domain.Event) error {
 		if !decodeEvent(ctx, ev, &p) || p.DropID == 0 {
 			return nil
 		}
+		n.evictDropLists(p.CreatorID)
 		n.apply(nearKey{KindDrop, p.DropID}, Version{Row: p.DropVersion, Stock: p.Version}, func(held any, v Version) any {
 			st := held.(domain.DropState)
 			if p.Version > v.Stock {
@@ -251,6 +267,7 @@ func (n *Near) Handle(ctx context.Context, ev domain.Event) error {
 		if !decodeEvent(ctx, ev, &p) || p.DropID == 0 {
 			return nil
 		}
+		n.evictDropLists(p.CreatorID)
 		n.apply(nearKey{KindDrop, p.DropID}, Version{Row: p.Version}, func(held any, v Version) any {
 			st := held.(domain.DropState)
 			if p.Version > v.Row {
@@ -264,6 +281,7 @@ func (n *Near) Handle(ctx context.Context, ev domain.Event) error {
 		if !decodeEvent(ctx, ev, &p) || p.CreatorID == 0 {
 			return nil
 		}
+		n.evict(nearKey{KindCreatorFollowers, p.CreatorID})
 		n.apply(nearKey{KindCreator, p.CreatorID}, Version{Row: p.Version}, func(held any, _ Version) any {
 			c := held.(domain.Creator)
 			c.FollowerCount, c.Version = p.FollowerCount, p.Version
@@ -278,8 +296,18 @@ func (n *Near) Handle(ctx context.Context, ev domain.Event) error {
 		// the next read take a state at least this new.
 		n.apply(nearKey{KindProduct, p.ProductID}, Version{Row: p.Version}, nil)
 		n.evict(nearKey{KindProductMedia, p.ProductID})
+		n.evict(nearKey{KindCreatorProducts, p.CreatorID})
 	}
 	return nil
+}
+
+// evictDropLists evicts the heads of the lists a drop of creatorID sits in:
+// its status (or stock, which moves it between LIVE and SOLD_OUT) changed.
+func (n *Near) evictDropLists(creatorID int64) {
+	for _, f := range dropFilters {
+		n.evict(nearKey{KindCreatorDrops + ":" + string(f), creatorID})
+	}
+	n.evict(nearKey{KindLiveDrops, 0})
 }
 
 // apply changes the held value of k with change (nil: replaces it by a

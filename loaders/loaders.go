@@ -72,6 +72,9 @@ type Loaders struct {
 	Orders *dataloader.Loader[int64, *store.OrderWithSeller]
 	// Connections are the pages of nested lists (pages.go).
 	Connections
+
+	db   *store.DB
+	near *cache.Near
 }
 
 // New returns fresh loaders reading db through c (nil c: no Redis) and,
@@ -95,6 +98,8 @@ func New(db *store.DB, c *cache.Cache, opts ...Option) *Loaders {
 		Notifications:  direct(set, db.NotificationsByIDs, func(n *domain.Notification) int64 { return n.ID }),
 		Orders:         direct(set, db.OrdersWithSellers, func(o *store.OrderWithSeller) int64 { return o.ID }),
 		Connections:    newConnections(set, db),
+		db:             db,
+		near:           set.near,
 	}
 	states := func(ctx context.Context, ids []int64) (map[int64]domain.DropState, error) {
 		return cache.Load(ctx, set.near, dropShape, ids, func(ctx context.Context, missing []int64, _ map[int64]cache.Version) (map[int64]domain.DropState, error) {

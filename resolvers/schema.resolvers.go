@@ -354,7 +354,7 @@ func (r *queryResolver) LiveDrops(ctx context.Context, first *int, after *string
 	if err != nil {
 		return nil, err
 	}
-	return dropConnection(r.DB.LiveDrops(ctx, p))
+	return dropConnection(loaders.For(ctx).LiveDrops(ctx, p))
 }
 
 func (r *subscriptionResolver) DropUpdated(ctx context.Context, dropID string) (<-chan *live.DropUpdate, error) {

@@ -47,12 +47,33 @@ type cachePolicies struct {
 	schema *ast.Schema
 	byOp   *lru.Cache[*ast.OperationDefinition, cachePolicy]
 	types  sync.Map // type name → hint, abstract types folded with their implementations
+	// private holds the texts of documents seen not to be shared (mutations,
+	// private or uncacheable queries): their requests skip the response
+	// cache's key, a hash of the document and the variables.
+	private *lru.Cache[string, struct{}]
 }
 
 func newCachePolicies(schema *ast.Schema) *cachePolicies {
 	byOp, _ := lru.New[*ast.OperationDefinition, cachePolicy](queryCacheSize)
-	return &cachePolicies{schema: schema, byOp: byOp}
+	private, _ := lru.New[string, struct{}](queryCacheSize)
+	return &cachePolicies{schema: schema, byOp: byOp, private: private}
 }
+
+// knownPrivate reports whether the document query was seen not to be shared.
+func (c *cachePolicies) knownPrivate(query string) bool {
+	return query != "" && c.private.Contains(query)
+}
+
+// notePrivate remembers that the document query is not shared.
+func (c *cachePolicies) notePrivate(query string) {
+	if query != "" && len(query) <= maxPrivateText {
+		c.private.Add(query, struct{}{})
+	}
+}
+
+// maxPrivateText bounds the documents knownPrivate remembers, so the LRU's
+// memory stays bounded whatever clients send.
+const maxPrivateText = 16 << 10
 
 // of returns the policy of op, a query of doc; other operations are no-store.
 func (c *cachePolicies) of(doc *ast.QueryDocument, op *ast.OperationDefinition) cachePolicy {

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/vektah/gqlparser/v2"
@@ -40,5 +41,24 @@ func TestCachePolicyOfTheSchema(t *testing.T) {
 		if got := policies.of(doc, doc.Operations[0]).header(); got != tt.want {
 			t.Errorf("%s, again: %q, want %q", tt.name, got, tt.want)
 		}
+	}
+}
+
+// A document seen not to be shared skips the response cache's key from then
+// on; a document too long to remember is never taken for one.
+func TestKnownPrivateDocuments(t *testing.T) {
+	policies := newCachePolicies(graph.NewExecutableSchema(graph.Config{}).Schema())
+	const q = `mutation { markNotificationsRead }`
+	if policies.knownPrivate(q) {
+		t.Fatal("a document never seen is known private")
+	}
+	policies.notePrivate(q)
+	if !policies.knownPrivate(q) || policies.knownPrivate(`{ liveDrops { edges { cursor } } }`) || policies.knownPrivate("") {
+		t.Fatal("knownPrivate does not tell the noted document from others")
+	}
+	long := "mutation { markNotificationsRead }" + strings.Repeat(" ", maxPrivateText)
+	policies.notePrivate(long)
+	if policies.knownPrivate(long) {
+		t.Fatal("a document over maxPrivateText was remembered")
 	}
 }

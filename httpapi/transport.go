@@ -109,6 +109,9 @@ func (t *httpTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.
 	}
 
 	policy := t.policies.of(opCtx.Doc, opCtx.Operation)
+	if !policy.shared() {
+		t.policies.notePrivate(params.Query)
+	}
 	ctx, run := t.startRun(ctx, op == ast.Mutation, keyed && policy.shared())
 	responses, ctx := exec.DispatchOperation(ctx, opCtx)
 	resp := responses(ctx)
@@ -181,7 +184,7 @@ func (t *httpTransport) finishRun(ctx context.Context, run cacheRun, key string,
 // responseKey is the response cache key of params, when the cache is on and
 // the request names its document (by text or persisted-query hash).
 func (t *httpTransport) responseKey(params *graphql.RawParams) (string, bool) {
-	if t.responses == nil {
+	if t.responses == nil || t.policies.knownPrivate(params.Query) {
 		return "", false
 	}
 	var docHash string

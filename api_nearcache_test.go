@@ -12,6 +12,7 @@ import (
 
 	"livedrops/config"
 	"livedrops/internal/testenv"
+	"livedrops/payments"
 )
 
 // freshWithin bounds how long a change on one instance takes to show in
@@ -172,5 +173,23 @@ func TestWriterReadsItsOwnWrites(t *testing.T) {
 	p := app.dropPage(t, dropID).Drop
 	if p.Product.Title != "Renamed" || p.Creator.FollowerCount != 1 || p.Stock.Available != 2 {
 		t.Fatalf("right after the writes, the drop page reads %+v", p)
+	}
+
+	// A declined payment answers an error, so nothing of its result evicts
+	// the page: the commit's own events must, before Kafka brings them back.
+	_, payer := app.mustNewUser(t, uniqueHandle("payer"))
+	var placed struct{ PlaceOrder struct{ ID string } }
+	app.mustGQL(t, payer, `mutation($in: PlaceOrderInput!) { placeOrder(input: $in) { id } }`,
+		map[string]any{"in": map[string]any{"dropId": dropID, "quantity": 1, "idempotencyKey": "declined"}}, &placed)
+	if p := app.dropPage(t, dropID).Drop; p.Stock.Available != 1 {
+		t.Fatalf("after a second order the drop page reads %+v", p)
+	}
+	resp, err := app.exec(payer, `mutation($in: PayOrderInput!) { payOrder(input: $in) { id } }`,
+		map[string]any{"in": map[string]any{"orderId": placed.PlaceOrder.ID, "paymentMethod": payments.MethodDeclines}})
+	if err != nil || len(resp.Errors) == 0 {
+		t.Fatalf("a declined payment answered %v %v, want PAYMENT_DECLINED", err, resp)
+	}
+	if p := app.dropPage(t, dropID).Drop; p.Stock.Available != 2 {
+		t.Fatalf("right after a declined payment, the drop page reads stock %+v, want 2 available", p.Stock)
 	}
 }

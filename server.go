@@ -197,12 +197,6 @@ func NewApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (app *App
 		app.closers = append(app.closers, func() error { near.Close(); return nil })
 		app.Near = near
 		kv.EvictsNear(near)
-		// Events apply here at commit too, so this instance reads its own writes.
-		app.DB.OnCommit = func(ctx context.Context, evs []domain.Event) {
-			for _, ev := range evs {
-				_ = near.Handle(ctx, ev)
-			}
-		}
 		reads = append(reads, loaders.WithNear(near))
 	} else {
 		readKV = nil
@@ -235,6 +229,14 @@ func NewApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (app *App
 	}
 	if cfg.ReadCacheOn() {
 		app.Responses = respcache.New(cfg.ResponseCacheBytes)
+		// Events apply to this instance's caches at commit too, before Kafka
+		// brings them back, so it reads its own writes.
+		app.DB.OnCommit = func(ctx context.Context, evs []domain.Event) {
+			for _, ev := range evs {
+				_ = near.Handle(ctx, ev)
+				_ = app.Responses.Handle(ctx, ev)
+			}
+		}
 	}
 	if res.Hub, err = app.startLive(kv, near, app.Responses, revoked.Handle); err != nil {
 		return app, err

@@ -6,8 +6,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"log/slog"
-	"strconv"
-	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -15,7 +14,6 @@ import (
 	"github.com/maypok86/otter/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
-	"golang.org/x/sync/singleflight"
 
 	"livedrops/domain"
 )
@@ -104,10 +102,12 @@ const stripes = 4096
 // changed, by version, so a late or replayed event never brings an older
 // state back, and a fill that raced an event never stores over it.
 type Near struct {
-	c     *otter.Cache[nearKey, nearEntry]
-	fills singleflight.Group
-	seed  maphash.Seed
-	clock atomic.Uint64
+	c    *otter.Cache[nearKey, nearEntry]
+	seed maphash.Seed
+	// mu guards flights, the keys being filled now.
+	mu      sync.Mutex
+	flights map[nearKey]*flight
+	clock   atomic.Uint64
 	// stamps holds, per stripe of keys, the clock at the last event of an
 	// unversioned kind.
 	stamps [stripes]atomic.Uint64
@@ -127,7 +127,7 @@ func NewNear(maxBytes int64, ttl time.Duration) (*Near, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cache: near cache: %w", err)
 	}
-	return &Near{c: c, seed: maphash.MakeSeed()}, nil
+	return &Near{c: c, seed: maphash.MakeSeed(), flights: map[nearKey]*flight{}}, nil
 }
 
 // WeightedSize is the bytes the near cache counts as held.
@@ -140,8 +140,9 @@ func (n *Near) Close() { n.c.StopAllGoroutines() }
 // from next, to which it says, for a key an event was about, the oldest
 // state worth taking (a lower tier may still hold an older one; for an
 // unversioned kind, any it holds may be).
-// Concurrent loads missing the same keys share one call of next. With a nil
-// n every id goes to next.
+// A missing key is filled by one call of next at a time, however many loads
+// ask for it: a load fills the keys no other is filling and waits for the
+// rest. With a nil n every id goes to next.
 func Load[T any](ctx context.Context, n *Near, s Shape[T], ids []int64,
 	next func(ctx context.Context, missing []int64, floor map[int64]Version) (map[int64]T, error)) (map[int64]T, error) {
 	ids = unique(ids)
@@ -171,27 +172,89 @@ func Load[T any](ctx context.Context, n *Near, s Shape[T], ids []int64,
 		return out, nil
 	}
 	nearMisses.WithLabelValues(s.Kind).Add(float64(len(missing)))
-	stamp := n.clock.Load()
-	// The fill outlives a caller that gives up: the others waiting on it
-	// still want its answer.
-	v, err, _ := n.fills.Do(fillKey(s.Kind, missing), func() (any, error) {
+	// Each missing key is filled by one load at a time: this one fills the
+	// keys no other load is filling, and waits for the others'.
+	mine, theirs := n.claim(s.Kind, missing)
+	if len(mine) > 0 {
+		stamp := n.clock.Load()
 		nearFills.WithLabelValues(s.Kind).Inc()
-		filled, err := next(context.WithoutCancel(ctx), missing, floor)
+		// The fill outlives a caller that gives up: the others waiting on it
+		// still want its answer.
+		var filled map[int64]T
+		var err error
+		func() {
+			// A fill that panics still lands its keys, so no waiter hangs.
+			defer func() {
+				if p := recover(); p != nil {
+					err = fmt.Errorf("cache: filling %d %s: panic: %v", len(mine), s.Kind, p)
+				}
+			}()
+			filled, err = next(context.WithoutCancel(ctx), mine, floor)
+		}()
+		for _, id := range mine {
+			val, ok := filled[id]
+			if ok && err == nil {
+				store(n, s, id, val, stamp)
+				out[id] = val
+			}
+			n.land(nearKey{s.Kind, id}, val, ok, err)
+		}
 		if err != nil {
 			return nil, err
 		}
-		for id, val := range filled {
-			store(n, s, id, val, stamp)
-		}
-		return filled, nil
-	})
-	if err != nil {
-		return nil, err
 	}
-	for id, val := range v.(map[int64]T) {
-		out[id] = val
+	for id, f := range theirs {
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if f.err != nil {
+			return nil, f.err
+		}
+		if f.ok {
+			out[id] = f.val.(T)
+		}
 	}
 	return out, nil
+}
+
+// flight is one key's fill under way; done closes when val, ok and err are set.
+type flight struct {
+	done chan struct{}
+	val  any
+	ok   bool // the fill found the key
+	err  error
+}
+
+// claim splits ids into those this caller fills (now registered as in
+// flight) and those another load is filling.
+func (n *Near) claim(kind string, ids []int64) (mine []int64, theirs map[int64]*flight) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, id := range ids {
+		k := nearKey{kind, id}
+		if f, ok := n.flights[k]; ok {
+			if theirs == nil {
+				theirs = map[int64]*flight{}
+			}
+			theirs[id] = f
+			continue
+		}
+		n.flights[k] = &flight{done: make(chan struct{})}
+		mine = append(mine, id)
+	}
+	return mine, theirs
+}
+
+// land ends k's flight with what its fill found.
+func (n *Near) land(k nearKey, val any, ok bool, err error) {
+	n.mu.Lock()
+	f := n.flights[k]
+	delete(n.flights, k)
+	n.mu.Unlock()
+	f.val, f.ok, f.err = val, ok, err
+	close(f.done)
 }
 
 // store keeps val unless an event made it stale meanwhile: a newer version
@@ -219,17 +282,6 @@ func store[T any](n *Near, s Shape[T], id int64, val T, stamp uint64) {
 		}
 		return e, otter.WriteOp
 	})
-}
-
-// fillKey names a set of missing keys for singleflight.
-func fillKey(kind string, ids []int64) string {
-	var b strings.Builder
-	b.WriteString(kind)
-	for _, id := range ids {
-		b.WriteByte(':')
-		b.WriteString(strconv.FormatInt(id, 10))
-	}
-	return b.String()
 }
 
 func (n *Near) stripe(k nearKey) *atomic.Uint64 {

@@ -3,7 +3,9 @@ package cache
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -96,6 +98,94 @@ func TestNearFillsAMissOnce(t *testing.T) {
 	loadOne(t, n, testCreatorShape, 7, next)
 	if c := calls.Load(); c != 1 {
 		t.Fatalf("a warm key was filled again (%d fills)", c)
+	}
+}
+
+// Loads missing different sets of keys that overlap fill each key once: the
+// second waits for the first's fill of the key they share and fills only
+// its own.
+func TestNearOverlappingMissesFillEachKeyOnce(t *testing.T) {
+	n := newNear(t, 1<<20)
+	var mu sync.Mutex
+	filled := map[int64]int{}
+	release := make(chan struct{})
+	next := func(_ context.Context, ids []int64, _ map[int64]Version) (map[int64]domain.Creator, error) {
+		mu.Lock()
+		for _, id := range ids {
+			filled[id]++
+		}
+		first := filled[1] == 1 && slices.Contains(ids, 1)
+		mu.Unlock()
+		if first {
+			<-release
+		}
+		out := map[int64]domain.Creator{}
+		for _, id := range ids {
+			out[id] = domain.Creator{ID: id, Handle: fmt.Sprint("c", id)}
+		}
+		return out, nil
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if got, err := Load(context.Background(), n, testCreatorShape, []int64{1, 2}, next); err != nil || len(got) != 2 {
+			t.Errorf("Load(1, 2) = %+v, %v", got, err)
+		}
+	})
+	for {
+		mu.Lock()
+		started := filled[1] == 1
+		mu.Unlock()
+		if started {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	wg.Go(func() {
+		got, err := Load(context.Background(), n, testCreatorShape, []int64{2, 3}, next)
+		if err != nil || got[2].Handle != "c2" || got[3].Handle != "c3" {
+			t.Errorf("Load(2, 3) = %+v, %v", got, err)
+		}
+	})
+	time.Sleep(50 * time.Millisecond) // the second load waits on key 2
+	close(release)
+	wg.Wait()
+	for id, times := range filled {
+		if times != 1 {
+			t.Fatalf("key %d was filled %d times, want once (fills: %v)", id, times, filled)
+		}
+	}
+}
+
+// A fill that panics fails its load and every load waiting on its keys,
+// instead of leaving them waiting.
+func TestNearPanickingFillReleasesWaiters(t *testing.T) {
+	n := newNear(t, 1<<20)
+	release := make(chan struct{})
+	var calls atomic.Int64
+	next := func(_ context.Context, ids []int64, _ map[int64]Version) (map[int64]domain.Creator, error) {
+		if calls.Add(1) == 1 {
+			<-release
+			panic("boom")
+		}
+		return map[int64]domain.Creator{}, nil
+	}
+	errs := make(chan error, 2)
+	go func() { _, err := Load(context.Background(), n, testCreatorShape, []int64{9}, next); errs <- err }()
+	for calls.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	go func() { _, err := Load(context.Background(), n, testCreatorShape, []int64{9}, next); errs <- err }()
+	time.Sleep(20 * time.Millisecond)
+	close(release)
+	for range 2 {
+		select {
+		case err := <-errs:
+			if err == nil {
+				t.Fatal("a load of a panicking fill answered no error")
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("a load waited on a fill that panicked")
+		}
 	}
 }
 

@@ -275,18 +275,11 @@ func (b *bench) cleanup() error {
 	if err := b.stopServer(); err != nil {
 		errs = append(errs, err)
 	}
-	if b.db != nil {
-		b.db.Close()
-	}
 	if b.redis != nil {
 		b.redis.Close()
 	}
-	if b.box != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := b.box.Close(ctx); err != nil {
-			errs = append(errs, err)
-		}
+	if err := b.box.Release(b.db); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -155,6 +155,20 @@ func (s *Sandbox) Close(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// Release closes db (when open) and then the sandbox (when made), each
+// benchmark's last step; a nil sandbox releases nothing. Close gets a minute.
+func (s *Sandbox) Release(db *store.DB) error {
+	if db != nil {
+		db.Close()
+	}
+	if s == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	return s.Close(ctx)
+}
+
 func openAdmin(ctx context.Context, adminURL string) (*sql.DB, error) {
 	admin, err := sql.Open("postgres", adminURL)
 	if err != nil {
